@@ -1,0 +1,52 @@
+# timstack — the two commands of the README (`make demo`, `make test`) do all set-up themselves.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+PKGS := ./...
+FUZZTIME ?= 60s
+
+.PHONY: all build test test-unit lint demo fuzz-smoke bench bench-certs clean
+
+all: build
+
+build:
+	$(GO) build -o bin/timstack ./cmd/timstack
+
+## test: everything CI runs — formatting, vet, staticcheck, all tests.
+test: lint test-unit
+
+lint:
+	@bin_dir=$$(scripts/tools.sh); \
+	unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi; \
+	$(GO) vet $(PKGS); \
+	"$$bin_dir/staticcheck" $(PKGS)
+
+test-unit:
+	$(GO) test -count=1 $(PKGS)
+
+## demo: build and run the stack as far as it exists (DEMO_EXIT=1 exits after the walkthrough).
+demo: build
+	scripts/demo.sh
+
+## fuzz-smoke: every fuzz target for $(FUZZTIME) each.
+FUZZ_TARGETS := \
+	./certs:FuzzParseCertificate \
+	./certs:FuzzParseCompactJWS \
+	./certs:FuzzParseFederationListPayload \
+	./certs:FuzzParseOCSPResponse \
+	./certs:FuzzDecryptJWE
+fuzz-smoke:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) 2>&1 | tail -n 3; \
+	done
+
+## bench: the certs benchmarks quoted in issue notes.
+bench: bench-certs
+bench-certs:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./certs
+
+clean:
+	rm -rf bin
