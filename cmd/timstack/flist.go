@@ -165,7 +165,7 @@ func runFlistSign(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 0 || *signerDir == "" || *domainsFile == "" || *out == "" || *version <= 0 {
 		return usageError("flist sign: --signer, --domains, --version (> 0) and --out are required")
 	}
-	signer, err := loadTestCAOrLeaf(*signerDir)
+	signer, err := loadKeyPair(*signerDir)
 	if err != nil {
 		return failure("flist sign: %v", err)
 	}

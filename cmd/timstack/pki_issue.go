@@ -118,15 +118,22 @@ func runPKIIssue(args []string, stdout, stderr io.Writer) error {
 }
 
 func loadTestCA(dir string) (*certs.TestCA, error) {
-	certPEM, err := os.ReadFile(filepath.Join(dir, "cert.pem"))
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := os.ReadFile(filepath.Join(dir, "key.pem"))
+	certPEM, keyPEM, err := readKeyPair(dir)
 	if err != nil {
 		return nil, err
 	}
 	return certs.LoadTestCA(certPEM, keyPEM)
+}
+
+// readKeyPair reads DIR/cert.pem and DIR/key.pem, the layout `pki issue` writes and gematik's test cards use.
+func readKeyPair(dir string) (certPEM, keyPEM []byte, err error) {
+	if certPEM, err = os.ReadFile(filepath.Join(dir, "cert.pem")); err != nil {
+		return nil, nil, err
+	}
+	if keyPEM, err = os.ReadFile(filepath.Join(dir, "key.pem")); err != nil {
+		return nil, nil, err
+	}
+	return certPEM, keyPEM, nil
 }
 
 func writeIssued(stdout io.Writer, dir string, cert *certs.Certificate, key crypto.Signer) error {

@@ -37,7 +37,7 @@ func runPKIOCSPResponder(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 0 || *signerDir == "" || len(issuers) == 0 {
 		return usageError("usage: timstack pki ocsp-responder --signer DIR --issuer CA.pem [--issuer …] [--good SERIAL] [--revoked SERIAL] [--default-good] [--listen ADDR]")
 	}
-	signer, err := loadTestCAOrLeaf(*signerDir)
+	signer, err := loadKeyPair(*signerDir)
 	if err != nil {
 		return failure("pki ocsp-responder: %v", err)
 	}
@@ -76,14 +76,10 @@ func runPKIOCSPResponder(args []string, stdout, stderr io.Writer) error {
 	return serveUntilSignal(&http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}, ln)
 }
 
-// loadTestCAOrLeaf loads cert.pem + key.pem as a key pair; the OCSP signer is not a CA, so LoadTestCA's CA
+// loadKeyPair loads cert.pem + key.pem as a key pair; the OCSP signer is not a CA, so LoadTestCA's CA
 // checks do not apply.
-func loadTestCAOrLeaf(dir string) (*certs.TestCA, error) {
-	certPEM, err := os.ReadFile(dir + "/cert.pem")
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := os.ReadFile(dir + "/key.pem")
+func loadKeyPair(dir string) (*certs.TestCA, error) {
+	certPEM, keyPEM, err := readKeyPair(dir)
 	if err != nil {
 		return nil, err
 	}
