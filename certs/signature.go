@@ -78,11 +78,15 @@ func verifyECDSARaw(pub *ecdsa.PublicKey, msg, sig []byte) error {
 }
 
 // verifyECDSA range-checks r and s before handing them to crypto/ecdsa, so zero or oversized values are a
-// clean failure on every curve.
+// clean failure on every curve. brainpoolP256r1 goes to bp256Verify (same result, ~20× faster than
+// crypto/ecdsa's generic big.Int path for custom curves; see bp256.go).
 func verifyECDSA(pub *ecdsa.PublicKey, digest []byte, r, s *big.Int) bool {
 	n := pub.Curve.Params().N
 	if r.Sign() <= 0 || s.Sign() <= 0 || r.Cmp(n) >= 0 || s.Cmp(n) >= 0 {
 		return false
+	}
+	if CurveName(pub.Curve) == "brainpoolP256r1" {
+		return bp256Verify(pub, digest, r, s)
 	}
 	der, err := encodeECDSADER(r, s)
 	if err != nil {
