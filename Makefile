@@ -23,7 +23,7 @@ lint:
 	"$$bin_dir/staticcheck" $(PKGS)
 
 test-unit:
-	$(GO) test -count=1 $(PKGS)
+	$(GO) test -race -count=1 $(PKGS)
 
 ## demo: build and run the stack as far as it exists (DEMO_EXIT=1 exits after the walkthrough).
 demo:
