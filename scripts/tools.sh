@@ -11,8 +11,18 @@ bin="$cache/tools/bin"
 mkdir -p "$bin"
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "tools.sh: $1 is required but not installed" >&2; exit 1; }; }
+# apt_install PKG...: Debian packages the tests need, installed only when missing (root on our machines).
+apt_install() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "tools.sh: missing $*; install it (Debian: apt-get install $*)" >&2
+		exit 1
+	fi
+	echo "tools.sh: installing Debian packages: $*" >&2
+	apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
 need go
-need openssl # certs tests cross-check signatures, certificates and ECDH with OpenSSL
+# certs tests cross-check signatures, certificates, OCSP and ECDH with an independent implementation: OpenSSL 3.
+command -v openssl >/dev/null 2>&1 || apt_install openssl
 
 stamp="$bin/.staticcheck-$STATICCHECK_VERSION"
 if [ ! -x "$bin/staticcheck" ] || [ ! -f "$stamp" ]; then
