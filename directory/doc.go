@@ -1,5 +1,7 @@
-// Package directory will own the FHIR R4 VZD directory: resources, validation, search, PostgreSQL and
-// SQLite stores, the search/owner/provider HTTP APIs and federation-list signing (certs.SignFederationList).
+// Package directory is the FHIR R4 VZD directory: gematik's VZD-FHIR-Directory interfaces (search, owner and
+// provider APIs, the signed federation list, /tim-authenticate) over PostgreSQL or an embedded SQLite store.
 //
-// It is empty until the directory issue lands; the folder exists so the layout holds from the start.
+// Subpackages: index (the contract between the layers: index rows, query trees, the search-parameter
+// registry), fhir (the FHIR R4 subset, validation and index extraction), store (PostgreSQL and SQLite), search
+// (FHIR search URLs to query trees and Bundles).
 package directory
