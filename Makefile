@@ -23,6 +23,7 @@ lint:
 	"$$bin_dir/staticcheck" $(PKGS)
 
 test-unit:
+	@scripts/postgres.sh
 	$(GO) test -race -count=1 $(PKGS)
 
 ## demo: build and run the stack as far as it exists (DEMO_EXIT=1 exits after the walkthrough).

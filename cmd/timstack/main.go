@@ -37,7 +37,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"pki", "inspect and issue TI certificates (test CA)", runPKI},
-		{"flist", "verify a signed federation list", runFlist},
+		{"flist", "verify or sign a federation list", runFlist},
+		{"directory", "the FHIR VZD directory: serve, import, token, client, generate", runDirectory},
 		{"version", "print the version", func(_ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, version())
 			return nil

@@ -1,0 +1,427 @@
+package core
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/timstack/timstack/directory/index"
+)
+
+// Dialect names the SQL engine a query is compiled for.
+type Dialect int
+
+// Supported dialects.
+const (
+	SQLite Dialect = iota
+	Postgres
+)
+
+// Builder accumulates SQL text and its arguments; placeholders are numbered in order of appearance.
+type Builder struct {
+	D    Dialect
+	sb   strings.Builder
+	Args []any
+}
+
+// W writes SQL text.
+func (b *Builder) W(s ...string) {
+	for _, x := range s {
+		b.sb.WriteString(x)
+	}
+}
+
+// Arg adds an argument and writes its placeholder.
+func (b *Builder) Arg(v any) {
+	b.Args = append(b.Args, v)
+	if b.D == Postgres {
+		b.sb.WriteString("$" + strconv.Itoa(len(b.Args)))
+	} else {
+		b.sb.WriteString("?")
+	}
+}
+
+// In writes "col IN (…)" for a list of strings (PostgreSQL: col = ANY($n)). An empty list matches nothing.
+func (b *Builder) In(col string, vals []string) {
+	if len(vals) == 0 {
+		b.W("1 = 0")
+		return
+	}
+	if b.D == Postgres {
+		b.W(col, " = ANY(")
+		b.Arg(vals)
+		b.W("::text[])")
+		return
+	}
+	b.W(col, " IN (")
+	for i, v := range vals {
+		if i > 0 {
+			b.W(", ")
+		}
+		b.Arg(v)
+	}
+	b.W(")")
+}
+
+// SQL returns the text written so far.
+func (b *Builder) SQL() string { return b.sb.String() }
+
+// Where compiles c into a boolean SQL expression over the id column col of resources of type typ. A nil
+// condition matches everything. Every lookup is an "col IN (SELECT id FROM idx_… WHERE type = … AND param =
+// …)" subquery that an index on the table answers; no JSON is ever scanned.
+func (b *Builder) Where(typ, col string, c index.Cond) error {
+	switch c := c.(type) {
+	case nil:
+		b.W("1 = 1")
+	case index.And:
+		if len(c) == 0 {
+			b.W("1 = 1")
+			return nil
+		}
+		b.W("(")
+		for i, sub := range c {
+			if i > 0 {
+				b.W(" AND ")
+			}
+			if err := b.Where(typ, col, sub); err != nil {
+				return err
+			}
+		}
+		b.W(")")
+	case index.Or:
+		if len(c) == 0 {
+			b.W("1 = 0")
+			return nil
+		}
+		b.W("(")
+		for i, sub := range c {
+			if i > 0 {
+				b.W(" OR ")
+			}
+			if err := b.Where(typ, col, sub); err != nil {
+				return err
+			}
+		}
+		b.W(")")
+	case index.Not:
+		b.W("NOT (")
+		if err := b.Where(typ, col, c.Cond); err != nil {
+			return err
+		}
+		b.W(")")
+	case index.IDs:
+		b.In(col, c.IDs)
+	case index.Token:
+		b.sub(col, "idx_token", typ, c.Param)
+		switch {
+		case c.Text != "":
+			b.prefix("display", c.Text)
+		case c.AnySystem:
+			if c.Code != "" {
+				b.W(" AND code = ")
+				b.Arg(c.Code)
+			}
+		case c.System != "" && c.Code == "":
+			b.W(" AND system = ")
+			b.Arg(c.System)
+		default:
+			b.W(" AND system = ")
+			b.Arg(c.System)
+			b.W(" AND code = ")
+			b.Arg(c.Code)
+		}
+		b.W(")")
+	case index.String:
+		b.sub(col, "idx_string", typ, c.Param)
+		switch c.Mode {
+		case index.StringPrefix:
+			b.prefix("value", c.Value)
+		case index.StringExact:
+			b.W(" AND value = ")
+			b.Arg(c.Value)
+		case index.StringContains:
+			// A substring test, not LIKE: user input needs no wildcard escaping and both engines compare
+			// bytes case-sensitively (values are normalised by the caller).
+			if b.D == Postgres {
+				b.W(" AND strpos(value, ")
+				b.Arg(c.Value)
+				b.W(") > 0")
+			} else {
+				b.W(" AND instr(value, ")
+				b.Arg(c.Value)
+				b.W(") > 0")
+			}
+		default:
+			return fmt.Errorf("string condition on %q: unknown mode %d", c.Param, c.Mode)
+		}
+		b.W(")")
+	case index.Reference:
+		b.sub(col, "idx_reference", typ, c.Param)
+		b.W(" AND ref_id = ")
+		b.Arg(c.ID)
+		if c.Type != "" {
+			b.W(" AND ref_type = ")
+			b.Arg(c.Type)
+		}
+		b.W(")")
+	case index.Date:
+		return b.date(typ, col, c)
+	case index.Near:
+		return b.near(typ, col, c)
+	case index.Text:
+		words := make([]string, 0, len(c.Words))
+		for _, w := range c.Words {
+			if w != "" {
+				words = append(words, w)
+			}
+		}
+		if len(words) == 0 {
+			b.W("1 = 1")
+			return nil
+		}
+		b.W("(")
+		for i, w := range words {
+			if i > 0 {
+				b.W(" AND ")
+			}
+			b.W(col, " IN (SELECT id FROM idx_text WHERE type = ")
+			b.Arg(typ)
+			b.prefix("word", w)
+			b.W(")")
+		}
+		b.W(")")
+	case index.Chain:
+		if c.TargetType == "" {
+			return fmt.Errorf("chain on %q: no target type", c.Param)
+		}
+		b.sub(col, "idx_reference", typ, c.Param)
+		b.W(" AND ref_type = ")
+		b.Arg(c.TargetType)
+		b.W(" AND ")
+		if positive(c.Where) {
+			// Every match of Where has index rows, so the target exists: no join with resources needed.
+			if err := b.Where(c.TargetType, "ref_id", c.Where); err != nil {
+				return err
+			}
+		} else {
+			// Not/IDs/match-all can be true of a dangling reference: require the target to exist.
+			b.W("ref_id IN (SELECT t.id FROM resources t WHERE t.type = ")
+			b.Arg(c.TargetType)
+			b.W(" AND ")
+			if err := b.Where(c.TargetType, "t.id", c.Where); err != nil {
+				return err
+			}
+			b.W(")")
+		}
+		b.W(")")
+	case index.Has:
+		if c.SourceType == "" || c.SourceParam == "" {
+			return fmt.Errorf("_has needs a source type and parameter")
+		}
+		// The source row exists by construction (its reference row does), so Where applies to its id.
+		b.W(col, " IN (SELECT ref_id FROM idx_reference WHERE type = ")
+		b.Arg(c.SourceType)
+		b.W(" AND param = ")
+		b.Arg(c.SourceParam)
+		b.W(" AND ref_type = ")
+		b.Arg(typ)
+		b.W(" AND ")
+		if err := b.Where(c.SourceType, "id", c.Where); err != nil {
+			return err
+		}
+		b.W(")")
+	default:
+		return fmt.Errorf("unsupported condition %T", c)
+	}
+	return nil
+}
+
+// sub opens "col IN (SELECT id FROM table WHERE type = ? AND param = ?"; the caller closes it.
+func (b *Builder) sub(col, table, typ, param string) {
+	b.W(col, " IN (SELECT id FROM ", table, " WHERE type = ")
+	b.Arg(typ)
+	b.W(" AND param = ")
+	b.Arg(param)
+}
+
+// prefix writes " AND col >= p AND col < succ(p)": a range both engines answer from a B-tree index (the
+// PostgreSQL columns use the "C" collation, SQLite compares bytes), with no LIKE wildcards to escape.
+func (b *Builder) prefix(col, p string) {
+	if p == "" {
+		return
+	}
+	b.W(" AND ", col, " >= ")
+	b.Arg(p)
+	if hi, ok := Successor(p); ok {
+		b.W(" AND ", col, " < ")
+		b.Arg(hi)
+	}
+}
+
+// Successor returns the smallest string greater than every string with prefix p (in code point order, which
+// is byte order for UTF-8), or false when there is none.
+func Successor(p string) (string, bool) {
+	for p != "" {
+		r, size := utf8.DecodeLastRuneInString(p)
+		p = p[:len(p)-size]
+		if r == utf8.RuneError && size <= 1 {
+			return "", false // invalid UTF-8: no safe upper bound, the lower bound alone still filters
+		}
+		next := r + 1
+		if next >= 0xD800 && next <= 0xDFFF {
+			next = 0xE000
+		}
+		if next <= utf8.MaxRune {
+			return p + string(next), true
+		}
+	}
+	return "", false
+}
+
+// date compiles FHIR R4 date-range semantics: the search range [pl, ph] against a row's [low, high].
+func (b *Builder) date(typ, col string, c index.Date) error {
+	pl, ph := DateRange(c.Low, c.High)
+	b.sub(col, "idx_date", typ, c.Param)
+	eq := func() {
+		b.W("(low >= ")
+		b.Arg(pl)
+		b.W(" AND high <= ")
+		b.Arg(ph)
+		b.W(")")
+	}
+	switch c.Cmp {
+	case index.DateEq, "":
+		b.W(" AND ")
+		eq()
+	case index.DateGt:
+		b.W(" AND high > ")
+		b.Arg(ph)
+	case index.DateLt:
+		b.W(" AND low < ")
+		b.Arg(pl)
+	case index.DateGe:
+		b.W(" AND (high > ")
+		b.Arg(ph)
+		b.W(" OR ")
+		eq()
+		b.W(")")
+	case index.DateLe:
+		b.W(" AND (low < ")
+		b.Arg(pl)
+		b.W(" OR ")
+		eq()
+		b.W(")")
+	default:
+		return fmt.Errorf("date condition on %q: unknown comparator %q", c.Param, c.Cmp)
+	}
+	b.W(")")
+	return nil
+}
+
+// EarthRadiusKm is the mean Earth radius used for great-circle distances.
+const EarthRadiusKm = 6371.0088
+
+// near compiles a radius search: a bounding box on (lat, lon) the index narrows, then the exact haversine
+// test in SQL (both engines have sin/cos/radians). The haversine term hav = sin²(Δφ/2) + cosφ1·cosφ2·sin²(Δλ/2)
+// is compared with sin²(d/2R), which avoids asin and its domain errors.
+func (b *Builder) near(typ, col string, c index.Near) error {
+	if c.Km < 0 || math.IsNaN(c.Km) || math.IsNaN(c.Lat) || math.IsNaN(c.Lon) || c.Lat < -90 || c.Lat > 90 || c.Lon < -180 || c.Lon > 180 {
+		return fmt.Errorf("near condition on %q: invalid position or distance", c.Param)
+	}
+	b.sub(col, "idx_geo", typ, c.Param)
+	half := c.Km / (2 * EarthRadiusKm)
+	if half >= math.Pi/2 {
+		b.W(")") // the whole globe
+		return nil
+	}
+	dLat := c.Km / EarthRadiusKm * 180 / math.Pi
+	b.W(" AND lat BETWEEN ")
+	b.Arg(c.Lat - dLat)
+	b.W(" AND ")
+	b.Arg(c.Lat + dLat)
+	if maxLat := math.Abs(c.Lat) + dLat; maxLat < 89 {
+		dLon := dLat / math.Cos(maxLat*math.Pi/180)
+		if c.Lon-dLon >= -180 && c.Lon+dLon <= 180 {
+			b.W(" AND lon BETWEEN ")
+			b.Arg(c.Lon - dLon)
+			b.W(" AND ")
+			b.Arg(c.Lon + dLon)
+		}
+	}
+	lat0 := c.Lat * math.Pi / 180
+	lon0 := c.Lon * math.Pi / 180
+	b.W(" AND power(sin((radians(lat) - ")
+	b.Arg(lat0)
+	b.W(") / 2), 2) + ")
+	b.Arg(math.Cos(lat0))
+	b.W(" * cos(radians(lat)) * power(sin((radians(lon) - ")
+	b.Arg(lon0)
+	b.W(") / 2), 2) <= ")
+	s := math.Sin(half)
+	b.Arg(s*s + 1e-15) // tolerance for rounding at the exact radius
+	b.W(")")
+	return nil
+}
+
+// positive reports whether every resource matching c has index rows (so it exists): false for conditions
+// that can hold of an id with no resource behind it.
+func positive(c index.Cond) bool {
+	switch c := c.(type) {
+	case nil:
+		return false
+	case index.And:
+		for _, sub := range c {
+			if positive(sub) {
+				return true
+			}
+		}
+		return false
+	case index.Or:
+		for _, sub := range c {
+			if !positive(sub) {
+				return false
+			}
+		}
+		return true
+	case index.Not, index.IDs:
+		return false
+	case index.Has:
+		return false // the referenced id may be dangling
+	case index.Text:
+		for _, w := range c.Words {
+			if w != "" {
+				return true
+			}
+		}
+		return false
+	default:
+		return true
+	}
+}
+
+// SearchSQL returns the page query (ids ordered by id, with LIMIT/OFFSET) and the count query for q.
+// The page query takes all of args; the count query takes args[:len(args)-2] (the last two are limit, offset).
+func SearchSQL(d Dialect, q index.Query) (page, count string, args []any, err error) {
+	if q.Type == "" {
+		return "", "", nil, fmt.Errorf("search without a resource type")
+	}
+	if q.Limit < 0 || q.Offset < 0 {
+		return "", "", nil, fmt.Errorf("search: negative limit or offset")
+	}
+	b := &Builder{D: d}
+	b.W("FROM resources r WHERE r.type = ")
+	b.Arg(q.Type)
+	b.W(" AND ")
+	if err := b.Where(q.Type, "r.id", q.Where); err != nil {
+		return "", "", nil, err
+	}
+	from := b.SQL()
+	count = "SELECT count(*) " + from
+	b.W(" ORDER BY r.id LIMIT ")
+	b.Arg(int64(q.Limit))
+	b.W(" OFFSET ")
+	b.Arg(int64(q.Offset))
+	return "SELECT r.id " + b.SQL(), count, b.Args, nil
+}

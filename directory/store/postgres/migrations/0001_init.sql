@@ -1,0 +1,88 @@
+-- Directory store schema, PostgreSQL. Every text column uses the "C" collation: byte order, whatever the
+-- database locale, so prefix ranges use plain B-tree indexes and ORDER BY id agrees with the SQLite schema.
+CREATE TABLE resources (
+	type         TEXT COLLATE "C" NOT NULL,
+	id           TEXT COLLATE "C" NOT NULL,
+	version_id   BIGINT  NOT NULL,
+	last_updated TIMESTAMPTZ NOT NULL,
+	json         BYTEA   NOT NULL,
+	PRIMARY KEY (type, id)
+);
+
+-- One index table per parameter type. Lookup indexes lead with the equality columns (param, type), then the
+-- compared value, and end with id so they cover the "id IN (SELECT id …)" subqueries the compiler emits.
+CREATE TABLE idx_token (
+	type    TEXT COLLATE "C" NOT NULL,
+	id      TEXT COLLATE "C" NOT NULL,
+	param   TEXT COLLATE "C" NOT NULL,
+	system  TEXT COLLATE "C" NOT NULL DEFAULT '',
+	code    TEXT COLLATE "C" NOT NULL DEFAULT '',
+	display TEXT COLLATE "C" NOT NULL DEFAULT ''
+);
+CREATE INDEX idx_token_system_code ON idx_token (param, type, system, code, id);
+CREATE INDEX idx_token_code ON idx_token (param, type, code, id);
+CREATE INDEX idx_token_display ON idx_token (param, type, display, id);
+CREATE INDEX idx_token_resource ON idx_token (type, id);
+
+CREATE TABLE idx_string (
+	type  TEXT COLLATE "C" NOT NULL,
+	id    TEXT COLLATE "C" NOT NULL,
+	param TEXT COLLATE "C" NOT NULL,
+	value TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX idx_string_value ON idx_string (param, type, value, id);
+CREATE INDEX idx_string_resource ON idx_string (type, id);
+
+CREATE TABLE idx_reference (
+	type     TEXT COLLATE "C" NOT NULL,
+	id       TEXT COLLATE "C" NOT NULL,
+	param    TEXT COLLATE "C" NOT NULL,
+	ref_type TEXT COLLATE "C" NOT NULL,
+	ref_id   TEXT COLLATE "C" NOT NULL
+);
+-- reverse lookups (reference search, chains, _has, _revinclude) start from the target
+CREATE INDEX idx_reference_target ON idx_reference (ref_id, ref_type, param, type, id);
+-- forward lookups (_include, replace/delete) start from the source
+CREATE INDEX idx_reference_source ON idx_reference (type, id, param, ref_type, ref_id);
+
+CREATE TABLE idx_date (
+	type  TEXT COLLATE "C" NOT NULL,
+	id    TEXT COLLATE "C" NOT NULL,
+	param TEXT COLLATE "C" NOT NULL,
+	low   BIGINT  NOT NULL, -- microseconds since the Unix epoch; open ends are the int64 extremes
+	high  BIGINT  NOT NULL
+);
+CREATE INDEX idx_date_range ON idx_date (param, type, low, high, id);
+CREATE INDEX idx_date_resource ON idx_date (type, id);
+
+CREATE TABLE idx_number (
+	type  TEXT COLLATE "C" NOT NULL,
+	id    TEXT COLLATE "C" NOT NULL,
+	param TEXT COLLATE "C" NOT NULL,
+	value DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX idx_number_value ON idx_number (param, type, value, id);
+CREATE INDEX idx_number_resource ON idx_number (type, id);
+
+CREATE TABLE idx_geo (
+	type  TEXT COLLATE "C" NOT NULL,
+	id    TEXT COLLATE "C" NOT NULL,
+	param TEXT COLLATE "C" NOT NULL,
+	lat   DOUBLE PRECISION NOT NULL,
+	lon   DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX idx_geo_position ON idx_geo (param, type, lat, lon, id);
+CREATE INDEX idx_geo_resource ON idx_geo (type, id);
+
+CREATE TABLE idx_text (
+	type TEXT COLLATE "C" NOT NULL,
+	id   TEXT COLLATE "C" NOT NULL,
+	word TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX idx_text_word ON idx_text (type, word, id);
+CREATE INDEX idx_text_resource ON idx_text (type, id);
+
+CREATE TABLE kv (
+	key   TEXT COLLATE "C" PRIMARY KEY,
+	value BYTEA NOT NULL
+);

@@ -1,0 +1,170 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/timstack/timstack/directory/fhir"
+	"github.com/timstack/timstack/directory/index"
+)
+
+// ValidationError carries the FHIR issues of a refused write; the HTTP edge renders them as an
+// OperationOutcome.
+type ValidationError struct {
+	Issues []fhir.Issue
+}
+
+func (e *ValidationError) Error() string {
+	if len(e.Issues) == 0 {
+		return "validation failed"
+	}
+	return fmt.Sprintf("validation failed: %s: %s", e.Issues[0].Expression, e.Issues[0].Diagnostics)
+}
+
+// Writer is the one write path of the directory (import, owner API): parse, normalise, validate, extract
+// index rows — including the denormalised _text rows, which depend on linked resources — and store.
+type Writer struct {
+	Store Store
+	// Legacy accepts stored/imported data without an Origin tag (gematik's recorded TU data has none); the
+	// owner API always writes with Legacy false.
+	Legacy bool
+}
+
+// textRoots are the resource types whose _text rows are built from linked resources, and the reference
+// parameters that link to the resources feeding them.
+var textRoots = map[string][]string{
+	index.HealthcareService: {"organization", "location"},
+	index.PractitionerRole:  {"practitioner", "location"},
+}
+
+// Prepare parses and validates one resource and extracts its own index rows (no _text rows yet).
+func (w *Writer) Prepare(data []byte) (*fhir.Resource, index.Resource, error) {
+	r, err := fhir.Parse(data)
+	if err != nil {
+		var pe *fhir.ParseError
+		if errors.As(err, &pe) {
+			return nil, index.Resource{}, &ValidationError{Issues: []fhir.Issue{pe.Issue}}
+		}
+		return nil, index.Resource{}, err
+	}
+	if _, err := fhir.Normalize(r); err != nil {
+		return nil, index.Resource{}, &ValidationError{Issues: []fhir.Issue{fhir.NewIssue(fhir.CodeValue, r.ResourceType+".address", "address is not a valid Matrix user ID")}}
+	}
+	if issues := fhir.Validate(r, fhir.ValidateOptions{Legacy: w.Legacy}); fhir.HasErrors(issues) {
+		return nil, index.Resource{}, &ValidationError{Issues: issues}
+	}
+	return r, index.Resource{Type: r.ResourceType, ID: r.ID, JSON: r.JSON, Rows: fhir.Extract(r)}, nil
+}
+
+// Put stores a batch of resources. Resources of the batch may reference each other; _text rows of
+// services and roles are computed from the batch and the store, and services and roles already stored that
+// reference a changed Organization, Practitioner or Location get their _text rows recomputed.
+func (w *Writer) Put(ctx context.Context, datas [][]byte) ([]index.Resource, error) {
+	parsed := make(map[index.Ref]*fhir.Resource, len(datas))
+	var batch []index.Resource
+	for i, d := range datas {
+		r, ir, err := w.Prepare(d)
+		if err != nil {
+			return nil, fmt.Errorf("resource %d: %w", i, err)
+		}
+		parsed[index.Ref{Type: ir.Type, ID: ir.ID}] = r
+		batch = append(batch, ir)
+	}
+	// Stored roots that link to a changed resource must be re-indexed too.
+	var targets []index.Ref
+	for ref := range parsed {
+		switch ref.Type {
+		case index.Organization, index.Practitioner, index.Location:
+			targets = append(targets, ref)
+		}
+	}
+	if len(targets) > 0 {
+		for root, params := range textRoots {
+			for _, p := range params {
+				refs, err := w.Store.ReferencedBy(ctx, root, p, targets)
+				if err != nil {
+					return nil, fmt.Errorf("directory write: %w", err)
+				}
+				var missing []index.Ref
+				for _, ref := range refs {
+					if _, ok := parsed[ref]; !ok {
+						missing = append(missing, ref)
+					}
+				}
+				stored, err := w.Store.GetMany(ctx, missing)
+				if err != nil {
+					return nil, fmt.Errorf("directory write: %w", err)
+				}
+				for _, s := range stored {
+					r, ir, err := w.reparse(s)
+					if err != nil {
+						return nil, err
+					}
+					parsed[index.Ref{Type: ir.Type, ID: ir.ID}] = r
+					batch = append(batch, ir)
+				}
+			}
+		}
+	}
+	if err := w.addTextRows(ctx, batch, parsed); err != nil {
+		return nil, err
+	}
+	return w.Store.Put(ctx, batch...)
+}
+
+// reparse re-extracts a stored resource (already validated when written).
+func (w *Writer) reparse(s index.Resource) (*fhir.Resource, index.Resource, error) {
+	r, err := fhir.Parse(s.JSON)
+	if err != nil {
+		return nil, index.Resource{}, fmt.Errorf("stored %s/%s: %w", s.Type, s.ID, err)
+	}
+	return r, index.Resource{Type: r.ResourceType, ID: r.ID, JSON: r.JSON, Rows: fhir.Extract(r)}, nil
+}
+
+// addTextRows appends the _text rows of every service and role in the batch, reading linked resources
+// from the batch first and the store second.
+func (w *Writer) addTextRows(ctx context.Context, batch []index.Resource, parsed map[index.Ref]*fhir.Resource) error {
+	var need []index.Ref
+	for _, ir := range batch {
+		if _, ok := textRoots[ir.Type]; !ok {
+			continue
+		}
+		for _, ref := range fhir.Linked(parsed[index.Ref{Type: ir.Type, ID: ir.ID}]) {
+			if _, ok := parsed[ref]; !ok {
+				need = append(need, ref)
+			}
+		}
+	}
+	fromStore := map[index.Ref]*fhir.Resource{}
+	if len(need) > 0 {
+		stored, err := w.Store.GetMany(ctx, need)
+		if err != nil {
+			return fmt.Errorf("directory write: linked resources: %w", err)
+		}
+		for _, s := range stored {
+			r, err := fhir.Parse(s.JSON)
+			if err != nil {
+				return fmt.Errorf("stored %s/%s: %w", s.Type, s.ID, err)
+			}
+			fromStore[index.Ref{Type: s.Type, ID: s.ID}] = r
+		}
+	}
+	for i := range batch {
+		ir := &batch[i]
+		if _, ok := textRoots[ir.Type]; !ok {
+			continue
+		}
+		r := parsed[index.Ref{Type: ir.Type, ID: ir.ID}]
+		var linked []*fhir.Resource
+		for _, ref := range fhir.Linked(r) {
+			if l, ok := parsed[ref]; ok {
+				linked = append(linked, l)
+			} else if l, ok := fromStore[ref]; ok {
+				linked = append(linked, l)
+			}
+		}
+		ir.Rows = append(ir.Rows, fhir.TextRows(r, linked)...)
+	}
+	return nil
+}
