@@ -5,7 +5,7 @@ GO ?= go
 PKGS := ./...
 FUZZTIME ?= 60s
 
-.PHONY: all build test test-unit lint demo fuzz-smoke bench bench-certs clean
+.PHONY: all build test test-unit lint demo fuzz-smoke bench bench-certs bench-directory clean
 
 all: build
 
@@ -56,6 +56,12 @@ fuzz-smoke:
 bench: bench-certs
 bench-certs:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./certs
+
+## bench-directory: SCALE=full|tenth|fiftieth ENGINE=postgres|sqlite — generate, import, measure (resumable).
+SCALE ?= fiftieth
+ENGINE ?= postgres
+bench-directory:
+	SCALE=$(SCALE) ENGINE=$(ENGINE) scripts/bench-directory.sh
 
 clean:
 	rm -rf bin

@@ -43,22 +43,26 @@ type tokenResponse struct {
 func (a *authAPI) timAuthenticate(w http.ResponseWriter, r *http.Request) {
 	serverName := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("mxId")))
 	token := r.Header.Get("X-Matrix-OpenID-Token")
+	// I_VZD_TIM_Authenticate documents only 200, 401 and 503: every refusal of the caller is a 401 with
+	// WWW-Authenticate, and the message says which check refused it.
+	refuse := func(reason, message string) {
+		a.log.Info("tim-authenticate refused", "reason", reason, "server_name", serverName)
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeJSON(w, http.StatusUnauthorized, providerError{Message: message})
+	}
 	if serverName == "" || token == "" {
-		writeProviderError(w, a.log, fedErr(400, "mxId", "mxId and the X-Matrix-OpenID-Token header are required"))
+		refuse("mxId or token missing", "mxId and the X-Matrix-OpenID-Token header are required")
 		return
 	}
 	d, ok := a.fed.snap.Load().domains[serverName]
 	if !ok || !d.DeactivatedAt.IsZero() {
-		a.log.Info("tim-authenticate refused", "reason", "domain not on federation list", "server_name", serverName)
-		writeProviderError(w, a.log, fedErr(403, "mxId", "%q is not on the TI-Messenger federation list", serverName))
+		refuse("domain not on federation list", "the server is not on the TI-Messenger federation list")
 		return
 	}
 	userID, err := a.openid.UserInfo(r.Context(), serverName, token)
 	switch {
 	case errors.Is(err, ErrOpenIDRefused):
-		a.log.Info("tim-authenticate refused", "reason", "homeserver refused the OpenID token", "server_name", serverName)
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		writeJSON(w, http.StatusUnauthorized, providerError{Message: "the homeserver did not accept the OpenID token"})
+		refuse("homeserver refused the OpenID token", "the homeserver did not accept the OpenID token")
 		return
 	case err != nil:
 		a.log.Warn("tim-authenticate: homeserver unreachable", "server_name", serverName, "err", err)
@@ -66,9 +70,7 @@ func (a *authAPI) timAuthenticate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if got, ok := ServerNameOf(userID); !ok || !strings.EqualFold(got, serverName) {
-		a.log.Info("tim-authenticate refused", "reason", "userinfo sub belongs to another server", "server_name", serverName)
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		writeJSON(w, http.StatusUnauthorized, providerError{Message: "the OpenID token belongs to another server"})
+		refuse("userinfo sub belongs to another server", "the OpenID token belongs to another server")
 		return
 	}
 	kind := TokenSearch

@@ -17,12 +17,13 @@ import (
 )
 
 // Domain is a TI-Messenger domain as the provider API carries it (I_VZD_TIM_Provider_Services `Domain`).
+// timAnbieter is read-only and left out while unknown: the spec types it as a non-nullable string.
 type Domain struct {
 	Domain          string   `json:"domain"`
 	TelematikID     string   `json:"telematikID"`
 	IsInsurance     bool     `json:"isInsurance"`
 	IK              []string `json:"ik,omitempty"`
-	TimAnbieter     *string  `json:"timAnbieter"`
+	TimAnbieter     *string  `json:"timAnbieter,omitempty"`
 	RedirectDomains []string `json:"redirectDomains,omitempty"`
 }
 

@@ -492,10 +492,10 @@ func TestTimAuthenticateIssuesSearchTokensForFederatedServers(t *testing.T) {
 			name, mxID, tok string
 			status          int
 		}{
-			{"a server not on the federation list is refused", "evil.example", "tok-foreign", 403},
+			{"a server not on the federation list is refused", "evil.example", "tok-foreign", 401},
 			{"a token whose sub belongs to another server is refused", "hs1.tim.test", "tok-foreign", 401},
 			{"a token the homeserver does not know is refused", "hs1.tim.test", "tok-unknown", 401},
-			{"a request without token is refused", "hs1.tim.test", "", 400},
+			{"a request without token is refused", "hs1.tim.test", "", 401},
 		}
 		for _, tc := range refusals {
 			if status, m := auth(tc.mxID, tc.tok); status != tc.status || m["access_token"] != nil {

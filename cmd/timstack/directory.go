@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,9 +36,11 @@ func runDirectory(args []string, stdout, stderr io.Writer) error {
 			return runDirectoryClient(args[1:], stdout, stderr)
 		case "generate":
 			return runDirectoryGenerate(args[1:], stdout, stderr)
+		case "bench":
+			return runDirectoryBench(args[1:], stdout, stderr)
 		}
 	}
-	return usageError("usage: timstack directory serve|import|token|client|generate [flags]")
+	return usageError("usage: timstack directory serve|import|token|client|generate|bench [flags]")
 }
 
 const defaultDirectoryDB = "sqlite:data/directory.db"
@@ -227,6 +230,8 @@ func runDirectoryImport(args []string, stdout, stderr io.Writer) error {
 	dsn := fs.String("db", defaultDirectoryDB, "sqlite:PATH or postgres://…")
 	legacy := fs.Bool("legacy", false, "accept resources without an Origin meta.tag (gematik's recorded TU data)")
 	batchSize := fs.Int("batch", 1000, "resources per transaction")
+	skip := fs.Int("skip", 0, "skip this many resources first (resume an interrupted import; see --progress-file)")
+	progressFile := fs.String("progress-file", "", "after every committed batch, write the number of resources done so far here")
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return usageError("%v", err)
@@ -244,8 +249,15 @@ func runDirectoryImport(args []string, stdout, stderr io.Writer) error {
 	progress := newProgress(stderr)
 	total := 0
 	start := time.Now()
+	toSkip := *skip
 	for _, f := range files {
-		n, err := importFile(ctx, w, f, *batchSize, func(done int) { progress.update(total + done) })
+		n, err := importFile(ctx, w, f, *batchSize, &toSkip, func(done int) {
+			progress.update(total + done)
+			if *progressFile != "" {
+				// Written after the batch committed, so a resumed import never skips uncommitted data.
+				_ = os.WriteFile(*progressFile, []byte(strconv.Itoa(*skip+total+done)), 0o644)
+			}
+		})
 		total += n
 		if err != nil {
 			progress.done()
@@ -261,7 +273,7 @@ func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
 // importFile reads a file of FHIR resources and writes them in batches: NDJSON (one resource or one
 // Bundle per line, streamed, so multi-gigabyte generated files need no memory) or one pretty-printed Bundle.
-func importFile(ctx context.Context, w *directory.Writer, path string, batchSize int, progress func(int)) (int, error) {
+func importFile(ctx context.Context, w *directory.Writer, path string, batchSize int, skip *int, progress func(int)) (int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
@@ -300,6 +312,10 @@ func importFile(ctx context.Context, w *directory.Writer, path string, batchSize
 			}
 		}
 		for _, d := range docs {
+			if *skip > 0 {
+				*skip--
+				continue
+			}
 			batch = append(batch, d)
 			if len(batch) >= batchSize {
 				if err := flush(); err != nil {
