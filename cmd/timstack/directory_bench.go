@@ -162,7 +162,7 @@ func benchPool(ctx context.Context, st store.Store) (*benchData, error) {
 	for _, r := range prs {
 		var p struct {
 			Identifier []struct{ System, Value string } `json:"identifier"`
-			Name       []struct{ Family string } `json:"name"`
+			Name       []struct{ Family string }        `json:"name"`
 		}
 		if json.Unmarshal(r.JSON, &p) != nil {
 			continue
@@ -279,4 +279,3 @@ func (c benchClass) run(base string, n int, d time.Duration) (benchResult, error
 	return benchResult{Class: c.name, Requests: len(lat), Errors: errs, RPS: float64(len(lat)) / d.Seconds(),
 		P50ms: pct(0.50), P95ms: pct(0.95), P99ms: pct(0.99)}, nil
 }
-
