@@ -22,6 +22,7 @@ type Store interface {
 	KV
 	Get(ctx context.Context, typ, id string) (index.Resource, error)
 	Put(ctx context.Context, rs ...index.Resource) ([]index.Resource, error)
+	Delete(ctx context.Context, typ, id string) error
 }
 
 // Config configures the directory server.
@@ -106,6 +107,7 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/metadata", s.metadata)
 	r.Route("/search", func(r chi.Router) { s.searchRoutes(r, TokenSearch, false) })
 	r.Route("/fdv/search", func(r chi.Router) { s.searchRoutes(r, TokenFdV, true) })
+	r.Route("/owner", s.ownerRoutes)
 	auth := &authAPI{fed: s.fed, tokens: s.tokens, openid: s.deps.OpenID, clients: KVClients{KV: s.deps.Store}, log: s.log}
 	r.Get("/tim-authenticate", auth.timAuthenticate)
 	r.Get("/ti-provider-authenticate", auth.tiProviderAuthenticate)
