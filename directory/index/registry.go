@@ -9,6 +9,10 @@ type Param struct {
 	Code    string
 	Type    Type
 	Targets []string // reference parameters: resource types the reference may point to
+	// Single marks a reference parameter whose element has cardinality 0..1: chains on it may be
+	// combined into one (organization.active=true&organization.name=X then mean the same organisation),
+	// which lets the store evaluate the selective condition first.
+	Single bool
 	// Source says where the values come from (FHIR path in prose; the extractor implements it).
 	Source string
 }
@@ -38,7 +42,7 @@ var registry = map[string][]Param{
 		{Code: "active", Type: TypeToken, Source: "HealthcareService.active"},
 		{Code: "identifier", Type: TypeToken, Source: "HealthcareService.identifier"},
 		{Code: "name", Type: TypeString, Source: "HealthcareService.name"},
-		{Code: "organization", Type: TypeReference, Targets: []string{Organization}, Source: "HealthcareService.providedBy"},
+		{Code: "organization", Type: TypeReference, Single: true, Targets: []string{Organization}, Source: "HealthcareService.providedBy"},
 		{Code: "location", Type: TypeReference, Targets: []string{Location}, Source: "HealthcareService.location"},
 		{Code: "endpoint", Type: TypeReference, Targets: []string{Endpoint}, Source: "HealthcareService.endpoint"},
 		{Code: "coverage-area", Type: TypeReference, Targets: []string{Location}, Source: "HealthcareService.coverageArea"},
@@ -54,8 +58,8 @@ var registry = map[string][]Param{
 	PractitionerRole: {
 		{Code: "active", Type: TypeToken, Source: "PractitionerRole.active"},
 		{Code: "identifier", Type: TypeToken, Source: "PractitionerRole.identifier"},
-		{Code: "practitioner", Type: TypeReference, Targets: []string{Practitioner}, Source: "PractitionerRole.practitioner"},
-		{Code: "organization", Type: TypeReference, Targets: []string{Organization}, Source: "PractitionerRole.organization"},
+		{Code: "practitioner", Type: TypeReference, Single: true, Targets: []string{Practitioner}, Source: "PractitionerRole.practitioner"},
+		{Code: "organization", Type: TypeReference, Single: true, Targets: []string{Organization}, Source: "PractitionerRole.organization"},
 		{Code: "location", Type: TypeReference, Targets: []string{Location}, Source: "PractitionerRole.location"},
 		{Code: "endpoint", Type: TypeReference, Targets: []string{Endpoint}, Source: "PractitionerRole.endpoint"},
 		{Code: "service", Type: TypeReference, Targets: []string{HealthcareService}, Source: "PractitionerRole.healthcareService"},
@@ -86,7 +90,7 @@ var registry = map[string][]Param{
 		{Code: "address-postalcode", Type: TypeString, Source: "Organization.address.postalCode"},
 		{Code: "address-state", Type: TypeString, Source: "Organization.address.state"},
 		{Code: "address-country", Type: TypeString, Source: "Organization.address.country"},
-		{Code: "partof", Type: TypeReference, Targets: []string{Organization}, Source: "Organization.partOf"},
+		{Code: "partof", Type: TypeReference, Single: true, Targets: []string{Organization}, Source: "Organization.partOf"},
 		{Code: "organizationVisibility", Type: TypeToken, Source: "Organization.extension(OrganizationVisibility).valueCoding"},
 		{Code: "ncpeh-country", Type: TypeToken, Source: "Organization.extension(ncpeh-country-extension).valueCoding"},
 	},
@@ -99,8 +103,8 @@ var registry = map[string][]Param{
 		{Code: "address-state", Type: TypeString, Source: "Location.address.state"},
 		{Code: "address-country", Type: TypeString, Source: "Location.address.country"},
 		{Code: "near", Type: TypeGeo, Source: "Location.position"},
-		{Code: "organization", Type: TypeReference, Targets: []string{Organization}, Source: "Location.managingOrganization"},
-		{Code: "partof", Type: TypeReference, Targets: []string{Location}, Source: "Location.partOf"},
+		{Code: "organization", Type: TypeReference, Single: true, Targets: []string{Organization}, Source: "Location.managingOrganization"},
+		{Code: "partof", Type: TypeReference, Single: true, Targets: []string{Location}, Source: "Location.partOf"},
 		{Code: "status", Type: TypeToken, Source: "Location.status"},
 	},
 	Endpoint: {
@@ -110,7 +114,7 @@ var registry = map[string][]Param{
 		{Code: "payload-type", Type: TypeToken, Source: "Endpoint.payloadType (codings, display and text)"},
 		{Code: "name", Type: TypeString, Source: "Endpoint.name"},
 		{Code: "address", Type: TypeString, Source: "Endpoint.address (MXIDs normalised to matrix:u/localpart:server, lower case)"},
-		{Code: "organization", Type: TypeReference, Targets: []string{Organization}, Source: "Endpoint.managingOrganization"},
+		{Code: "organization", Type: TypeReference, Single: true, Targets: []string{Organization}, Source: "Endpoint.managingOrganization"},
 		{Code: "endpointVisibility", Type: TypeToken, Source: "Endpoint.extension(EndpointVisibility).valueCoding"},
 		{Code: "owner-telematik-id", Type: TypeToken, Source: "Endpoint.extension(OwnerTelematikIdEx).valueIdentifier"},
 	},
@@ -150,4 +154,10 @@ func Params(resourceType string) []Param {
 	own := append([]Param(nil), registry[resourceType]...)
 	sort.Slice(own, func(i, j int) bool { return own[i].Code < own[j].Code })
 	return append(append([]Param(nil), common...), own...)
+}
+
+// SingleValued reports whether the reference parameter code of resourceType points at most at one target.
+func SingleValued(resourceType, code string) bool {
+	p, ok := Lookup(resourceType, code)
+	return ok && p.Type == TypeReference && p.Single
 }

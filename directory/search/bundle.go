@@ -8,12 +8,20 @@ import (
 	"github.com/timstack/timstack/directory/index"
 )
 
+// FilteredReason is the results-filtered-ex reason of matches removed for insured users, as in gematik's
+// example Bundle-FilteredSearchSetBundle.
+const FilteredReason = "Reason: hideVersicherte"
+
 // BundleJSON encodes the page as a FHIR searchset Bundle through the fhir package's one Bundle writer, HAPI
 // style like the VZD (spec §1.2): fullUrl is fullURLBase/Type/id, entries carry search.mode, the stored
-// resource bytes go out as they are, and a _summary=count page has no entries but the SUBSETTED tag. It
-// fails only if a stored resource is not a JSON object.
+// resource bytes go out as they are, a _summary=count page has no entries but the SUBSETTED tag, and
+// matches removed for insured users are counted in Bundle.total's results-filtered-ex extension (spec
+// §3.4). It fails only if a stored resource is not a JSON object.
 func (p *Page) BundleJSON(fullURLBase string) ([]byte, error) {
 	set := fhir.SearchSet{Total: p.Total, SelfURL: p.Self, NextURL: p.Next, Subsetted: p.SummaryCount}
+	if p.Filtered > 0 {
+		set.Filtered = &fhir.Filtered{Count: p.Filtered, Reason: FilteredReason}
+	}
 	add := func(mode fhir.SearchMode, list []index.Resource) error {
 		for _, r := range list {
 			if !json.Valid(r.JSON) || len(r.JSON) == 0 || r.JSON[0] != '{' {

@@ -24,9 +24,12 @@ type Searcher interface {
 
 // Page is one executed search: a neutral result the HTTP layer turns into a searchset Bundle.
 type Page struct {
-	Type    string
-	Total   int              // every match, even beyond the MaxResults window
-	Matches []index.Resource // mode match, ordered by id
+	Type  string
+	Total int // every match, even beyond the MaxResults window
+	// Filtered counts the matches a visibility rule removed (hide-versicherte for insured users); it goes
+	// into Bundle.total's results-filtered-ex extension when positive.
+	Filtered int
+	Matches  []index.Resource // mode match, ordered by id
 	// Included holds _include and _revinclude results (mode include): each resource once, never one that
 	// is already a match.
 	Included     []index.Resource
@@ -50,6 +53,13 @@ func Execute(ctx context.Context, st Searcher, req *Request, base string) (*Page
 		return nil, fmt.Errorf("search %s: %w", req.Type, err)
 	}
 	page.Total = res.Total
+	if req.Hidden != nil {
+		hidden, err := st.Search(ctx, index.Query{Type: req.Type, Where: req.Hidden, Total: true})
+		if err != nil {
+			return nil, fmt.Errorf("search %s: count hidden matches: %w", req.Type, err)
+		}
+		page.Filtered = hidden.Total
+	}
 	page.Self = link(base, req, req.Offset)
 	if limit == 0 {
 		return page, nil

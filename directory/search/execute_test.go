@@ -254,3 +254,66 @@ func TestBundleJSON(t *testing.T) {
 		t.Errorf("count bundle %s: want total 3, SUBSETTED and no entries", s)
 	}
 }
+
+func TestExecuteCountsMatchesHiddenFromInsuredUsers(t *testing.T) {
+	t.Parallel()
+	insured := Options{Mandatory: true, Insured: true}
+	tests := []struct {
+		name            string
+		typ, q          string
+		opts            Options
+		total, filtered int
+	}{
+		{"a service of a hide-versicherte organisation is counted", index.HealthcareService, "", insured, 2, 1},
+		{"a summary count reports the removed matches too", index.HealthcareService, "_summary=count", insured, 2, 1},
+		{"a hide-versicherte endpoint is counted", index.Endpoint, "", insured, 1, 1},
+		{"only matches the client's filters select are counted", index.HealthcareService, "_id=h1,h4", insured, 2, 0},
+		{"the inactive organisation's service is not counted as hidden", index.HealthcareService, "_id=h2,h3", insured, 0, 1},
+		{"search users see everything and nothing is counted", index.HealthcareService, "", Options{Mandatory: true}, 3, 0},
+		{"types without a visibility rule count nothing", index.Location, "", insured, 1, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			page := run(t, directory(), tc.typ, tc.q, tc.opts)
+			if page.Total != tc.total || page.Filtered != tc.filtered {
+				t.Errorf("total %d filtered %d, want %d and %d", page.Total, page.Filtered, tc.total, tc.filtered)
+			}
+			raw, err := page.BundleJSON(base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b struct {
+				Total  int `json:"total"`
+				TotalX *struct {
+					Extension []struct {
+						URL       string `json:"url"`
+						Extension []struct {
+							URL          string `json:"url"`
+							ValueInteger *int   `json:"valueInteger"`
+							ValueString  string `json:"valueString"`
+						} `json:"extension"`
+					} `json:"extension"`
+				} `json:"_total"`
+			}
+			if err := json.Unmarshal(raw, &b); err != nil {
+				t.Fatal(err)
+			}
+			if tc.filtered == 0 {
+				if b.TotalX != nil {
+					t.Errorf("nothing was filtered but the bundle has _total: %s", raw)
+				}
+				return
+			}
+			if b.TotalX == nil || len(b.TotalX.Extension) != 1 {
+				t.Fatalf("no results-filtered-ex on total: %s", raw)
+			}
+			ext := b.TotalX.Extension[0]
+			if ext.URL != "https://gematik.de/fhir/directory/StructureDefinition/results-filtered-ex" || len(ext.Extension) != 2 ||
+				ext.Extension[0].URL != "count" || ext.Extension[0].ValueInteger == nil || *ext.Extension[0].ValueInteger != tc.filtered ||
+				ext.Extension[1].URL != "reason" || ext.Extension[1].ValueString != "Reason: hideVersicherte" {
+				t.Errorf("results-filtered-ex: %s", raw)
+			}
+		})
+	}
+}

@@ -193,6 +193,12 @@ func compileValue(rt string, p index.Param, mod, v, errParam string) (index.Cond
 			mode = index.StringExact
 		case "contains":
 			mode = index.StringContains
+		case "":
+			// A complete MXID names one address: prefix matching would let matrix:u/alice:tim.example.de
+			// also find …:tim.example.dev, and clients label chat partners by this lookup (spec §3.5 #11).
+			if rt == index.Endpoint && p.Code == "address" && strings.HasPrefix(s, "matrix:u/") {
+				mode = index.StringExact
+			}
 		}
 		return index.String{Param: p.Code, Value: s, Mode: mode}, nil
 	case index.TypeReference:

@@ -108,6 +108,10 @@ type Request struct {
 	RevIncludes   []Include
 	// Insured is Options.Insured, kept for the executor (it filters included resources too).
 	Insured bool
+	// Hidden, on insured searches of a type with a visibility rule, selects the matches that rule removes:
+	// Where with the rule's Not turned into its positive condition. Execute counts them for Bundle.total's
+	// results-filtered-ex. Nil otherwise.
+	Hidden index.Cond
 	// Self holds the client's parameters except _count and _offset, as sent; links are built from it.
 	Self url.Values
 }
@@ -194,8 +198,10 @@ func parse(rt string, pairs []pair, opts Options) (*Request, error) {
 			conds = append(conds, c)
 		}
 	}
+	insuredAt := -1
 	if opts.Insured {
 		if c := insuredFilter(rt); c != nil {
+			insuredAt = len(conds)
 			conds = append(conds, c)
 		}
 	}
@@ -239,6 +245,11 @@ func parse(rt string, pairs []pair, opts Options) (*Request, error) {
 		}
 	}
 	req.Where = index.And(conds)
+	if insuredAt >= 0 {
+		hidden := append(index.And(nil), conds...)
+		hidden[insuredAt] = conds[insuredAt].(index.Not).Cond
+		req.Hidden = hidden
+	}
 	return req, nil
 }
 

@@ -158,13 +158,13 @@ func TestParseTypicalClientQueries(t *testing.T) {
 		{
 			name: "#11 reverse lookup of an MXID among roles",
 			url:  "PractitionerRole?practitioner.active=true&endpoint.address=matrix:u/alice:tim.example.de&_include=PractitionerRole:practitioner",
-			want: Request{Where: index.And{prActive(), chain("endpoint", index.Endpoint, str("address", "matrix:u/alice:tim.example.de"))},
+			want: Request{Where: index.And{prActive(), chain("endpoint", index.Endpoint, index.String{Param: "address", Value: "matrix:u/alice:tim.example.de", Mode: index.StringExact})},
 				Includes: prIncludes("practitioner")},
 		},
 		{
 			name: "#11 reverse lookup of an MXID among services, given as @alice:server",
 			url:  "HealthcareService?organization.active=true&endpoint.address=%40Alice%3Atim.example.de&_include=HealthcareService:organization",
-			want: Request{Where: index.And{orgActive(), chain("endpoint", index.Endpoint, str("address", "matrix:u/alice:tim.example.de"))},
+			want: Request{Where: index.And{orgActive(), chain("endpoint", index.Endpoint, index.String{Param: "address", Value: "matrix:u/alice:tim.example.de", Mode: index.StringExact})},
 				Includes: hsIncludes("organization")},
 		},
 		{
@@ -493,5 +493,34 @@ func TestEveryRegistryParameterParses(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A complete MXID in endpoint.address is an exact lookup, so a longer server name never matches (spec
+// §3.5 #11: 0 or 1 owner of an MXID).
+func TestEndpointAddressMXIDIsExact(t *testing.T) {
+	t.Parallel()
+	for _, q := range []string{"address=matrix:u/alice:tim.example.de", "address=@alice:tim.example.de"} {
+		req, err := ParseQuery(index.Endpoint, q, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := index.String{Param: "address", Value: "matrix:u/alice:tim.example.de", Mode: index.StringExact}
+		found := false
+		for _, c := range req.Where.(index.And) {
+			if c == index.Cond(want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: tree %#v lacks %#v", q, req.Where, want)
+		}
+	}
+	req, err := ParseQuery(index.Endpoint, "address=kim", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := req.Where.(index.And)[0].(index.String); !ok || s.Mode != index.StringPrefix {
+		t.Errorf("a non-MXID address stays a prefix search: %#v", req.Where)
 	}
 }

@@ -65,6 +65,37 @@ func (b *Builder) In(col string, vals []string) {
 	b.W(")")
 }
 
+// mergeSingleChains combines chains over the same single-valued reference (PractitionerRole.practitioner,
+// HealthcareService.organization, …) into one chain with an And: with one target the meaning is the same,
+// and the database then intersects the conditions on the target (a selective name with active=true) before
+// walking back over the references, instead of materialising every role of every active practitioner.
+func mergeSingleChains(typ string, c index.And) index.And {
+	out := make(index.And, 0, len(c))
+	at := map[[2]string]int{}
+	for _, sub := range c {
+		ch, ok := sub.(index.Chain)
+		if !ok || !index.SingleValued(typ, ch.Param) {
+			out = append(out, sub)
+			continue
+		}
+		key := [2]string{ch.Param, ch.TargetType}
+		i, seen := at[key]
+		if !seen {
+			at[key] = len(out)
+			out = append(out, ch)
+			continue
+		}
+		prev := out[i].(index.Chain)
+		inner, isAnd := prev.Where.(index.And)
+		if !isAnd {
+			inner = index.And{prev.Where}
+		}
+		prev.Where = append(append(index.And(nil), inner...), ch.Where)
+		out[i] = prev
+	}
+	return out
+}
+
 // SQL returns the text written so far.
 func (b *Builder) SQL() string { return b.sb.String() }
 
@@ -80,6 +111,7 @@ func (b *Builder) Where(typ, col string, c index.Cond) error {
 			b.W("1 = 1")
 			return nil
 		}
+		c = mergeSingleChains(typ, c)
 		b.W("(")
 		for i, sub := range c {
 			if i > 0 {

@@ -1,0 +1,67 @@
+package directory_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/timstack/timstack/directory"
+	"github.com/timstack/timstack/directory/generate"
+	"github.com/timstack/timstack/directory/store"
+	"github.com/timstack/timstack/directory/store/postgres"
+	"github.com/timstack/timstack/directory/store/sqlite"
+)
+
+// BenchmarkImport measures the write path (parse, validate, index incl. _text, store) on generated data in
+// batches of 1,000, per engine; resources/s is reported as a metric.
+func BenchmarkImport(b *testing.B) {
+	var buf bytes.Buffer
+	counts, err := generate.Generate(&buf, generate.Options{Seed: 7, Scale: 0.002})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var docs [][]byte
+	sc := bufio.NewScanner(&buf)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		docs = append(docs, append([]byte(nil), sc.Bytes()...))
+	}
+	for _, eng := range []struct {
+		name string
+		open func(b *testing.B) store.Store
+	}{
+		{"sqlite", func(b *testing.B) store.Store {
+			s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "d.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		}},
+		{"postgres", func(b *testing.B) store.Store {
+			s, err := postgres.Open(context.Background(), pg.DSN(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		}},
+	} {
+		b.Run(eng.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				st := eng.open(b)
+				w := &directory.Writer{Store: st}
+				b.StartTimer()
+				for j := 0; j < len(docs); j += 1000 {
+					if _, err := w.Put(context.Background(), docs[j:min(j+1000, len(docs))]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				st.Close()
+			}
+			b.ReportMetric(float64(counts.Total()*b.N)/b.Elapsed().Seconds(), "resources/s")
+		})
+	}
+}
