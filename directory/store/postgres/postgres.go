@@ -338,34 +338,54 @@ func (s *Store) Search(ctx context.Context, q index.Query) (index.Result, error)
 		return index.Result{}, fmt.Errorf("store: %w", err)
 	}
 	res := index.Result{Total: -1}
-	run := func(db interface {
-		Query(context.Context, string, ...any) (pgx.Rows, error)
+	countOnly := func(db interface {
 		QueryRow(context.Context, string, ...any) pgx.Row
 	}) error {
-		if q.Total {
-			if err := db.QueryRow(ctx, count, args[:len(args)-2]...).Scan(&res.Total); err != nil {
-				return err
+		return db.QueryRow(ctx, count, args[:len(args)-2]...).Scan(&res.Total)
+	}
+	switch {
+	case q.Total && q.Limit > 0:
+		// One statement gives the page and the total (count(*) OVER ()), so both see one snapshot and the
+		// matches are computed once; only a page past the end needs the separate count.
+		withTotal, _, wargs, err := core.SearchWithTotalSQL(core.Postgres, q)
+		if err != nil {
+			return index.Result{}, fmt.Errorf("store: %w", err)
+		}
+		rows, err := s.pool.Query(ctx, withTotal, wargs...)
+		if err != nil {
+			return index.Result{}, wrap(err)
+		}
+		for rows.Next() {
+			var id string
+			var total int64
+			if err := rows.Scan(&id, &total); err != nil {
+				rows.Close()
+				return index.Result{}, wrap(err)
+			}
+			res.IDs = append(res.IDs, id)
+			res.Total = int(total)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return index.Result{}, wrap(err)
+		}
+		if len(res.IDs) == 0 {
+			if err := countOnly(s.pool); err != nil {
+				return index.Result{}, wrap(err)
 			}
 		}
-		if q.Limit > 0 && (!q.Total || q.Offset < res.Total) {
-			rows, err := db.Query(ctx, page, args...)
-			if err != nil {
-				return err
-			}
-			if res.IDs, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-				return err
-			}
+	case q.Total:
+		if err := countOnly(s.pool); err != nil {
+			return index.Result{}, wrap(err)
 		}
-		return nil
-	}
-	if q.Total && q.Limit > 0 {
-		// the page and the total see the same snapshot
-		err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error { return run(tx) })
-	} else {
-		err = run(s.pool)
-	}
-	if err != nil {
-		return index.Result{}, wrap(err)
+	case q.Limit > 0:
+		rows, err := s.pool.Query(ctx, page, args...)
+		if err != nil {
+			return index.Result{}, wrap(err)
+		}
+		if res.IDs, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return index.Result{}, wrap(err)
+		}
 	}
 	return res, nil
 }

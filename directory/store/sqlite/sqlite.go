@@ -314,12 +314,38 @@ func (s *Store) Search(ctx context.Context, q index.Query) (index.Result, error)
 		return index.Result{}, wrap(err)
 	}
 	defer tx.Rollback()
+	if q.Total && q.Limit > 0 {
+		// One statement gives the page and the total (count(*) OVER ()); only a page past the end needs
+		// the separate count.
+		withTotal, _, wargs, err := core.SearchWithTotalSQL(core.SQLite, q)
+		if err != nil {
+			return index.Result{}, fmt.Errorf("store: %w", err)
+		}
+		rows, err := tx.QueryContext(ctx, withTotal, wargs...)
+		if err != nil {
+			return index.Result{}, wrap(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id, &res.Total); err != nil {
+				return index.Result{}, wrap(err)
+			}
+			res.IDs = append(res.IDs, id)
+		}
+		if err := rows.Err(); err != nil {
+			return index.Result{}, wrap(err)
+		}
+		if len(res.IDs) > 0 {
+			return res, nil
+		}
+	}
 	if q.Total {
 		if err := tx.QueryRowContext(ctx, count, args[:len(args)-2]...).Scan(&res.Total); err != nil {
 			return index.Result{}, wrap(err)
 		}
 	}
-	if q.Limit > 0 && (!q.Total || q.Offset < res.Total) {
+	if q.Limit > 0 && !q.Total {
 		if res.IDs, err = queryStrings(ctx, tx, page, args...); err != nil {
 			return index.Result{}, wrap(err)
 		}

@@ -436,18 +436,31 @@ func positive(c index.Cond) bool {
 // SearchSQL returns the page query (ids ordered by id, with LIMIT/OFFSET) and the count query for q.
 // The page query takes all of args; the count query takes args[:len(args)-2] (the last two are limit, offset).
 func SearchSQL(d Dialect, q index.Query) (page, count string, args []any, err error) {
+	page, count, _, args, err = searchSQL(d, q)
+	return page, count, args, err
+}
+
+// SearchWithTotalSQL is SearchSQL's page query that also returns the number of all matches in every row
+// (count(*) OVER ()), so one statement answers a page with its total. A page beyond the last match has no
+// rows and therefore no total: callers then run the count query.
+func SearchWithTotalSQL(d Dialect, q index.Query) (pageWithTotal, count string, args []any, err error) {
+	_, count, pageWithTotal, args, err = searchSQL(d, q)
+	return pageWithTotal, count, args, err
+}
+
+func searchSQL(d Dialect, q index.Query) (page, count, pageWithTotal string, args []any, err error) {
 	if q.Type == "" {
-		return "", "", nil, fmt.Errorf("search without a resource type")
+		return "", "", "", nil, fmt.Errorf("search without a resource type")
 	}
 	if q.Limit < 0 || q.Offset < 0 {
-		return "", "", nil, fmt.Errorf("search: negative limit or offset")
+		return "", "", "", nil, fmt.Errorf("search: negative limit or offset")
 	}
 	b := &Builder{D: d}
 	b.W("FROM resources r WHERE r.type = ")
 	b.Arg(q.Type)
 	b.W(" AND ")
 	if err := b.Where(q.Type, "r.id", q.Where); err != nil {
-		return "", "", nil, err
+		return "", "", "", nil, err
 	}
 	from := b.SQL()
 	count = "SELECT count(*) " + from
@@ -455,5 +468,5 @@ func SearchSQL(d Dialect, q index.Query) (page, count string, args []any, err er
 	b.Arg(int64(q.Limit))
 	b.W(" OFFSET ")
 	b.Arg(int64(q.Offset))
-	return "SELECT r.id " + b.SQL(), count, b.Args, nil
+	return "SELECT r.id " + b.SQL(), count, "SELECT r.id, count(*) OVER () " + b.SQL(), b.Args, nil
 }
