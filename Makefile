@@ -37,7 +37,9 @@ FUZZ_TARGETS := \
 	./certs:FuzzParseFederationListPayload \
 	./certs:FuzzParseOCSPResponse \
 	./certs:FuzzDecryptJWE \
-	./certs:FuzzParseTSL
+	./certs:FuzzParseTSL \
+	./directory/search:FuzzParse \
+	./directory/fhir:FuzzParse
 # -fuzzminimizetime 100x keeps the fuzzer from spending the whole budget shrinking finds from large seeds
 # (the 60 KB federation list); the committed seed corpora live in <pkg>/testdata/fuzz/<target>/.
 fuzz-smoke:

@@ -80,7 +80,7 @@ if [ ! -f "$state/import-$engine.done" ]; then
 	log "importing (resuming after $skip resources)"
 	"$bin" directory import --db "$dsn" --skip "$skip" --progress-file "$state/import-$engine.progress" "$data" | tee "$state/import-$engine.json" >&2
 	if [ "$engine" = postgres ]; then
-		run_pg /usr/bin/psql -h "$sock" -U "$user" -d bench -qc 'ANALYZE' >/dev/null
+		run_pg /usr/bin/psql -h "$sock" -U "$user" -d bench -qc 'VACUUM ANALYZE' >/dev/null
 	fi
 	touch "$state/import-$engine.done"
 fi
