@@ -265,6 +265,13 @@ func runDirectoryImport(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	progress.done()
+	// Fresh planner statistics after a bulk load: without them SQLite in particular starts chained
+	// searches from the least selective condition.
+	if a, ok := st.(interface{ Analyze(context.Context) error }); ok {
+		if err := a.Analyze(ctx); err != nil {
+			return failure("directory import: analyze: %v", err)
+		}
+	}
 	secs := time.Since(start).Seconds()
 	return writeJSON(stdout, map[string]any{"imported": total, "seconds": round2(secs), "perSecond": round2(float64(total) / max(secs, 1e-9))})
 }

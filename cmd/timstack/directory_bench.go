@@ -39,6 +39,11 @@ func runDirectoryBench(args []string, stdout, stderr io.Writer) error {
 		return failure("directory bench: %v", err)
 	}
 	defer st.Close()
+	if a, ok := st.(interface{ Analyze(context.Context) error }); ok {
+		if err := a.Analyze(ctx); err != nil {
+			return failure("directory bench: analyze: %v", err)
+		}
+	}
 	signers, err := benchSigners(*signerDir)
 	if err != nil {
 		return failure("directory bench: %v", err)
