@@ -447,7 +447,7 @@ func requireOpenSSL(t *testing.T) string {
 	t.Helper()
 	path, err := exec.LookPath("openssl")
 	if err != nil {
-		t.Skip("openssl not installed")
+		t.Fatal("openssl is required for the interop tests (make test installs it via scripts/tools.sh)")
 	}
 	return path
 }
