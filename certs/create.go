@@ -214,19 +214,6 @@ func caAddTime(b *cryptobyte.Builder, t time.Time) {
 	b.AddASN1GeneralizedTime(t)
 }
 
-var (
-	caOIDCommonName   = asn1.ObjectIdentifier{2, 5, 4, 3}
-	caOIDSurname      = asn1.ObjectIdentifier{2, 5, 4, 4}
-	caOIDSerialNumber = asn1.ObjectIdentifier{2, 5, 4, 5}
-	caOIDCountry      = asn1.ObjectIdentifier{2, 5, 4, 6}
-	caOIDLocality     = asn1.ObjectIdentifier{2, 5, 4, 7}
-	caOIDStreet       = asn1.ObjectIdentifier{2, 5, 4, 9}
-	caOIDOrganization = asn1.ObjectIdentifier{2, 5, 4, 10}
-	caOIDOrgUnit      = asn1.ObjectIdentifier{2, 5, 4, 11}
-	caOIDPostalCode   = asn1.ObjectIdentifier{2, 5, 4, 17}
-	caOIDGivenName    = asn1.ObjectIdentifier{2, 5, 4, 42}
-)
-
 // caMarshalName encodes a Name. Values that fit PrintableString are written as such and everything else as
 // UTF8String, which is what gematik's CAs do; countryCode and serialNumber must be printable (X.520).
 func caMarshalName(n Name) ([]byte, error) {
@@ -253,18 +240,18 @@ func caMarshalName(n Name) ([]byte, error) {
 				rdns = append(rdns, []attr{{oid, v}})
 			}
 		}
-		add(caOIDCountry, n.Country)
-		add(caOIDLocality, n.Locality)
-		add(caOIDPostalCode, n.PostalCode)
-		add(caOIDStreet, n.Street)
-		add(caOIDOrganization, n.Organization)
+		add(oidAttrCountry, n.Country)
+		add(oidAttrLocality, n.Locality)
+		add(oidAttrPostalCode, n.PostalCode)
+		add(oidAttrStreet, n.Street)
+		add(oidAttrOrganization, n.Organization)
 		for _, ou := range n.OrganizationalUnit {
-			add(caOIDOrgUnit, ou)
+			add(oidAttrOrgUnit, ou)
 		}
-		add(caOIDSerialNumber, n.SerialNumber)
-		add(caOIDSurname, n.Surname)
-		add(caOIDGivenName, n.GivenName)
-		add(caOIDCommonName, n.CommonName)
+		add(oidAttrSerialNumber, n.SerialNumber)
+		add(oidAttrSurname, n.Surname)
+		add(oidAttrGivenName, n.GivenName)
+		add(oidAttrCommonName, n.CommonName)
 	}
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
@@ -291,7 +278,7 @@ func caMarshalName(n Name) ([]byte, error) {
 }
 
 func caMarshalAttribute(oid asn1.ObjectIdentifier, val string) ([]byte, error) {
-	mustPrint := oid.Equal(caOIDCountry) || oid.Equal(caOIDSerialNumber)
+	mustPrint := oid.Equal(oidAttrCountry) || oid.Equal(oidAttrSerialNumber)
 	if mustPrint && !caIsPrintable(val) {
 		return nil, fmt.Errorf("attribute %s must be a PrintableString: %q", oid, val)
 	}

@@ -24,23 +24,40 @@ type Name struct {
 	Surname            string
 }
 
+// Distinguished-name attribute types (X.520) used by TI certificates.
+var (
+	oidAttrCommonName   = asn1.ObjectIdentifier{2, 5, 4, 3}
+	oidAttrSurname      = asn1.ObjectIdentifier{2, 5, 4, 4}
+	oidAttrSerialNumber = asn1.ObjectIdentifier{2, 5, 4, 5}
+	oidAttrCountry      = asn1.ObjectIdentifier{2, 5, 4, 6}
+	oidAttrLocality     = asn1.ObjectIdentifier{2, 5, 4, 7}
+	oidAttrState        = asn1.ObjectIdentifier{2, 5, 4, 8}
+	oidAttrStreet       = asn1.ObjectIdentifier{2, 5, 4, 9}
+	oidAttrOrganization = asn1.ObjectIdentifier{2, 5, 4, 10}
+	oidAttrOrgUnit      = asn1.ObjectIdentifier{2, 5, 4, 11}
+	oidAttrTitle        = asn1.ObjectIdentifier{2, 5, 4, 12}
+	oidAttrPostalCode   = asn1.ObjectIdentifier{2, 5, 4, 17}
+	oidAttrGivenName    = asn1.ObjectIdentifier{2, 5, 4, 42}
+	oidAttrEmail        = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
+)
+
 var attributeNames = []struct {
 	oid   asn1.ObjectIdentifier
 	short string
 }{
-	{asn1.ObjectIdentifier{2, 5, 4, 3}, "CN"},
-	{asn1.ObjectIdentifier{2, 5, 4, 4}, "SN"},
-	{asn1.ObjectIdentifier{2, 5, 4, 5}, "serialNumber"},
-	{asn1.ObjectIdentifier{2, 5, 4, 6}, "C"},
-	{asn1.ObjectIdentifier{2, 5, 4, 7}, "L"},
-	{asn1.ObjectIdentifier{2, 5, 4, 8}, "ST"},
-	{asn1.ObjectIdentifier{2, 5, 4, 9}, "street"},
-	{asn1.ObjectIdentifier{2, 5, 4, 10}, "O"},
-	{asn1.ObjectIdentifier{2, 5, 4, 11}, "OU"},
-	{asn1.ObjectIdentifier{2, 5, 4, 12}, "title"},
-	{asn1.ObjectIdentifier{2, 5, 4, 17}, "postalCode"},
-	{asn1.ObjectIdentifier{2, 5, 4, 42}, "GN"},
-	{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}, "emailAddress"},
+	{oidAttrCommonName, "CN"},
+	{oidAttrSurname, "SN"},
+	{oidAttrSerialNumber, "serialNumber"},
+	{oidAttrCountry, "C"},
+	{oidAttrLocality, "L"},
+	{oidAttrState, "ST"},
+	{oidAttrStreet, "street"},
+	{oidAttrOrganization, "O"},
+	{oidAttrOrgUnit, "OU"},
+	{oidAttrTitle, "title"},
+	{oidAttrPostalCode, "postalCode"},
+	{oidAttrGivenName, "GN"},
+	{oidAttrEmail, "emailAddress"},
 }
 
 func shortName(oid asn1.ObjectIdentifier) string {

@@ -103,7 +103,7 @@ func (p *providerAPI) requireProvider(next http.Handler) http.Handler {
 			writeProviderError(w, p.log, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(withValue(r, providerKey{}, c.Subject)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), providerKey{}, c.Subject)))
 	})
 }
 
@@ -250,10 +250,4 @@ func (p *providerAPI) checkDomains(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string][]Domain{"inactiveOrganizationDomains": inactive})
-}
-
-type ctxKey = any
-
-func withValue(r *http.Request, key ctxKey, v any) context.Context {
-	return context.WithValue(r.Context(), key, v)
 }

@@ -82,7 +82,13 @@ func (w *Writer) Put(ctx context.Context, datas [][]byte) ([]index.Resource, err
 	if len(targets) > 0 {
 		for root, params := range textRoots {
 			for _, p := range params {
-				refs, err := w.Store.ReferencedBy(ctx, root, p, targets)
+				// Only targets this parameter can point at (a batch of Locations never asks
+				// HealthcareService.organization): one store round trip less per batch and parameter.
+				ts := targetsFor(root, p, targets)
+				if len(ts) == 0 {
+					continue
+				}
+				refs, err := w.Store.ReferencedBy(ctx, root, p, ts)
 				if err != nil {
 					return nil, fmt.Errorf("directory write: %w", err)
 				}
@@ -111,6 +117,21 @@ func (w *Writer) Put(ctx context.Context, datas [][]byte) ([]index.Resource, err
 		return nil, err
 	}
 	return w.Store.Put(ctx, batch...)
+}
+
+// targetsFor keeps the refs whose type the reference parameter param of root may point at.
+func targetsFor(root, param string, refs []index.Ref) []index.Ref {
+	p, _ := index.Lookup(root, param)
+	var out []index.Ref
+	for _, r := range refs {
+		for _, t := range p.Targets {
+			if r.Type == t {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // reparse re-extracts a stored resource (already validated when written).

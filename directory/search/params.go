@@ -108,7 +108,7 @@ func compileSimple(rt, key, value, errParam string) (index.Cond, error) {
 		ids := make([]string, 0, len(values))
 		for _, v := range values {
 			v = unescape(v)
-			if !validID(v) {
+			if !fhir.ValidID(v) {
 				return nil, invalid(errParam, "malformed id")
 			}
 			ids = append(ids, v)
@@ -222,24 +222,10 @@ func compileReference(p index.Param, typeMod, v, errParam string) (index.Cond, e
 			return nil, invalid(errParam, "reference type does not match the parameter")
 		}
 	}
-	if !validID(id) {
+	if !fhir.ValidID(id) {
 		return nil, invalid(errParam, "malformed reference")
 	}
 	return index.Reference{Param: p.Code, Type: typ, ID: id}, nil
-}
-
-// validID is FHIR's id: [A-Za-z0-9\-\.]{1,64}.
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // compileText is the VZD's simple _text mode (spec §3.2): '-', ',' and '/' split words like spaces (so a
