@@ -98,6 +98,22 @@ func (s *Server) Federation() *Federation { return s.fed }
 // Handler returns the directory's routes.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
+	// A panicking handler must still answer (500 OperationOutcome, cause logged) instead of dropping the
+	// connection; http.ErrAbortHandler keeps its meaning (abort the response on purpose).
+	r.Use(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					s.log.Error("handler panicked", "path", req.URL.Path, "panic", fmt.Sprint(v))
+					writeOutcome(w, http.StatusInternalServerError, fhir.NewIssue(fhir.CodeException, "", "internal error"))
+				}
+			}()
+			next.ServeHTTP(w, req)
+		})
+	})
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeOutcome(w, http.StatusNotFound, fhir.NewIssue(fhir.CodeNotFound, "", "unknown path"))
 	})

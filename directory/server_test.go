@@ -20,6 +20,7 @@ import (
 
 	"github.com/timstack/timstack/certs"
 	"github.com/timstack/timstack/directory"
+	"github.com/timstack/timstack/directory/index"
 	"github.com/timstack/timstack/directory/store"
 	"github.com/timstack/timstack/directory/store/pgtest"
 	"github.com/timstack/timstack/directory/store/postgres"
@@ -553,4 +554,27 @@ func TestGematikExamplesLoadAndSearchErrorsAreOperationOutcomes(t *testing.T) {
 			t.Errorf("metadata: %d", status)
 		}
 	})
+}
+
+// A panic in a handler is answered with a 500 OperationOutcome, not a dropped connection.
+func TestPanickingRequestGetsAnOperationOutcome(t *testing.T) {
+	e := newEnv(t, panicStore{Store: mustSQLite(t)})
+	status, body, _ := e.do("GET", "/search/Endpoint/x", e.token(directory.TokenSearch, "@a:hs1.tim.test", directory.Claims{}), nil)
+	if status != http.StatusInternalServerError || !strings.Contains(string(body), `"OperationOutcome"`) || strings.Contains(string(body), "boom") {
+		t.Fatalf("status %d, body %s", status, body)
+	}
+}
+
+// panicStore panics on reads, standing in for any handler bug.
+type panicStore struct{ store.Store }
+
+func (panicStore) Get(context.Context, string, string) (index.Resource, error) { panic("boom") }
+
+func mustSQLite(t *testing.T) store.Store {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
