@@ -148,7 +148,7 @@ type leaf struct {
 	byMethod map[string]*Route
 	allowed  []string
 	names    []string // parameter names along the path, in order
-	optLast  bool     // the last name is an optional parameter that may be absent
+	pos      []int    // segment index of each parameter
 }
 
 // Routes returns the table's routes in definition order.
@@ -186,7 +186,7 @@ func (t *Table) add(r *Route) error {
 	segs := strings.Split(r.Pattern[1:], "/")
 	n := t.root
 	var names []string
-	optLast := false
+	var pos []int
 	for i, s := range segs {
 		if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
 			name, opt := strings.CutSuffix(s[1:len(s)-1], "?")
@@ -200,7 +200,7 @@ func (t *Table) add(r *Route) error {
 			}
 			n = n.param
 			names = append(names, name)
-			optLast = opt
+			pos = append(pos, i)
 			continue
 		}
 		if s == "" && i != len(segs)-1 {
@@ -220,8 +220,8 @@ func (t *Table) add(r *Route) error {
 		n = c
 	}
 	if n.leaf == nil {
-		n.leaf = &leaf{byMethod: map[string]*Route{}, names: names, optLast: optLast}
-	} else if !slices.Equal(n.leaf.names, names) {
+		n.leaf = &leaf{byMethod: map[string]*Route{}, names: names, pos: pos}
+	} else if !slices.Equal(n.leaf.names, names) || !slices.Equal(n.leaf.pos, pos) {
 		return errors.New("same path shape as another route with different parameter names")
 	}
 	for _, m := range r.Methods {
@@ -254,7 +254,7 @@ func (t *Table) Lookup(method string, tgt Target) (Match, error) {
 		}
 		raw = checked.raw
 	}
-	lf, vals := t.root.match(raw, tgt.Segments, 0, nil)
+	lf := t.root.match(raw, tgt.Segments, 0)
 	if lf == nil {
 		return Match{}, ErrUnknownEndpoint
 	}
@@ -268,8 +268,8 @@ func (t *Table) Lookup(method string, tgt Target) (Match, error) {
 	}
 	params := make(map[string]string, len(lf.names))
 	for i, name := range lf.names {
-		if i < len(vals) {
-			params[name] = vals[i]
+		if p := lf.pos[i]; p < len(tgt.Segments) {
+			params[name] = tgt.Segments[p]
 		} else {
 			params[name] = "" // optional last parameter, absent
 		}
@@ -278,26 +278,27 @@ func (t *Table) Lookup(method string, tgt Target) (Match, error) {
 }
 
 // match walks the trie depth first, literal children before the parameter child, and returns the first leaf
-// whose path matches completely, like Synapse's first matching pattern. vals collects decoded parameters.
-func (n *node) match(raw, dec []string, i int, vals []string) (*leaf, []string) {
+// whose path matches completely, like Synapse's first matching pattern. Parameters sit at fixed segment
+// positions per leaf, so nothing is collected on the way.
+func (n *node) match(raw, dec []string, i int) *leaf {
 	if i == len(raw) {
 		if n.leaf != nil {
-			return n.leaf, vals
+			return n.leaf
 		}
 		if p := n.param; p != nil && p.opt && p.leaf != nil {
-			return p.leaf, vals
+			return p.leaf
 		}
-		return nil, nil
+		return nil
 	}
 	if c := n.lit[raw[i]]; c != nil {
-		if lf, v := c.match(raw, dec, i+1, vals); lf != nil {
-			return lf, v
+		if lf := c.match(raw, dec, i+1); lf != nil {
+			return lf
 		}
 	}
 	if p := n.param; p != nil && (dec[i] != "" || p.opt) {
-		if lf, v := p.match(raw, dec, i+1, append(vals, dec[i])); lf != nil {
-			return lf, v
+		if lf := p.match(raw, dec, i+1); lf != nil {
+			return lf
 		}
 	}
-	return nil, nil
+	return nil
 }
