@@ -1,0 +1,506 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+)
+
+//go:embed rego/*.rego
+var regoFS embed.FS
+
+// decisionQuery is the one entry point (house style §6).
+const decisionQuery = "data.tim.decision"
+
+// Federation list statuses. Anything but StatusFresh blocks every action that involves another domain.
+const (
+	StatusFresh       = "fresh"
+	StatusStale       = "stale"
+	StatusUnavailable = "unavailable"
+)
+
+// Federation is the verified federation list as the policy sees it.
+type Federation struct {
+	// Version is the list's version; it is part of the policy revision.
+	Version int64
+	// Status is StatusFresh, StatusStale or StatusUnavailable.
+	Status string
+	// Domains maps a domain to its entry. Keys are lower-cased by SetFederation.
+	Domains map[string]Domain
+}
+
+// Domain is one federation list entry.
+type Domain struct {
+	TelematikID string   `json:"telematikID"`
+	IsInsurance bool     `json:"isInsurance"`
+	IK          []string `json:"ik"`
+}
+
+// Engine evaluates the embedded Rego modules plus the operator's modules against an Input. Eval never takes
+// a lock on the way to OPA: everything it needs sits in an immutable state behind an atomic pointer, and
+// SetFederation and operator reloads build a new state beside the old one and swap it in.
+type Engine struct {
+	cfg      Config
+	log      *slog.Logger
+	settings ast.Value
+	embedded []moduleSource
+
+	state atomic.Pointer[state]
+
+	// mu serialises the builders (SetFederation, operator reloads) and guards the fields below.
+	mu          sync.Mutex
+	compiler    *ast.Compiler // last good compiled set, nil when there is none
+	modulesHash string
+	fed         Federation
+	fedValue    ast.Value
+	opLoaded    []string
+	opErr       error
+	opAttempt   string // fingerprint of the operator folder last tried, good or bad
+}
+
+// state is everything one evaluation needs. It is never modified after it is published.
+type state struct {
+	query    rego.PreparedEvalQuery
+	ok       bool // false: no valid module set, every decision is a deny with policy_error
+	revision string
+	status   string
+	cache    *decisionCache
+}
+
+type moduleSource struct {
+	name string
+	src  string
+}
+
+// New prepares the decision query over the embedded modules and the operator modules in cfg.OperatorDir.
+// cfg must have passed Validate (after Defaults). The federation list starts out unavailable until
+// SetFederation is called. If the operator modules cannot be loaded, New still succeeds: the error is
+// logged and reported by OperatorStatus, and every Eval denies with policy_error until a reload succeeds.
+func New(cfg Config, log *slog.Logger) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	embedded, err := embeddedModules()
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	settings, err := ast.InterfaceToValue(map[string]any{
+		"variant":               cfg.Variant,
+		"server_name":           cfg.ServerName,
+		"default_permission":    cfg.DefaultPermission,
+		"allowed_room_versions": cfg.AllowedRoomVersions,
+		"default_room_version":  cfg.DefaultRoomVersion,
+		"max_invites":           cfg.MaxCreateRoomInvites,
+		"redaction_max_age_ms":  cfg.RedactionMaxAge.Milliseconds(),
+		"status_msg_max":        cfg.StatusMsgMax,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("policy: settings: %w", err)
+	}
+	e := &Engine{cfg: cfg, log: log, settings: settings, embedded: embedded}
+	e.fed = Federation{Status: StatusUnavailable}
+	e.fedValue = federationValue(e.fed)
+
+	// The embedded set must compile on its own: a failure here is a bug in this package, not the operator's.
+	if _, err := compileModules(embedded, nil); err != nil {
+		return nil, fmt.Errorf("policy: embedded modules: %w", err)
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.loadOperatorsLocked(context.Background(), true); err != nil {
+		if cfg.OperatorDir == "" {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		log.Error("policy: no valid module set, denying every request until the operator modules load",
+			"error", err, "dir", cfg.OperatorDir)
+	}
+	if e.state.Load() == nil {
+		// Publish the "no valid set" state so that Eval denies instead of dereferencing nothing.
+		if err := e.publishLocked(context.Background()); err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+	}
+	return e, nil
+}
+
+// embeddedModules returns the shipped modules, without their tests.
+func embeddedModules() ([]moduleSource, error) {
+	names, err := fs.Glob(regoFS, "rego/*.rego")
+	if err != nil {
+		return nil, fmt.Errorf("embedded modules: %w", err)
+	}
+	var out []moduleSource
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.rego") {
+			continue
+		}
+		b, err := regoFS.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("embedded modules: %w", err)
+		}
+		out = append(out, moduleSource{name: name, src: string(b)})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("embedded modules: none found")
+	}
+	return out, nil
+}
+
+// compileModules parses and compiles the embedded and operator modules together.
+func compileModules(embedded, operator []moduleSource) (*ast.Compiler, error) {
+	modules := make(map[string]*ast.Module, len(embedded)+len(operator))
+	popts := ast.ParserOptions{RegoVersion: ast.RegoV1}
+	for _, m := range embedded {
+		mod, err := ast.ParseModuleWithOpts(m.name, m.src, popts)
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: %w", m.name, err)
+		}
+		modules[m.name] = mod
+	}
+	for _, m := range operator {
+		mod, err := ast.ParseModuleWithOpts(m.name, m.src, popts)
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: %w", m.name, err)
+		}
+		if err := checkOperatorPackage(mod); err != nil {
+			return nil, fmt.Errorf("%s: %w", m.name, err)
+		}
+		modules[m.name] = mod
+	}
+	c := ast.NewCompiler().WithStrict(true)
+	c.Compile(modules)
+	if c.Failed() {
+		return nil, fmt.Errorf("compile: %w", c.Errors)
+	}
+	return c, nil
+}
+
+// checkOperatorPackage admits only package tim.operator.<name>: an operator module must not redefine or
+// shadow the shipped rules, and data.tim.decision collects exactly one level below tim.operator.
+func checkOperatorPackage(mod *ast.Module) error {
+	p := mod.Package.Path
+	if len(p) == 4 && p[0].Equal(ast.DefaultRootDocument) && p[1].Equal(ast.StringTerm("tim")) &&
+		p[2].Equal(ast.StringTerm("operator")) {
+		if _, ok := p[3].Value.(ast.String); ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("package %s: operator modules must be in package tim.operator.<name>", p)
+}
+
+// modulesHash identifies a module set: the revision's first part.
+func modulesHash(sets ...[]moduleSource) string {
+	h := sha256.New()
+	for _, set := range sets {
+		for _, m := range set {
+			fmt.Fprintf(h, "%s\x00%d\x00%s\x00", m.name, len(m.src), m.src)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// publishLocked builds the state for the current compiler and federation data and swaps it in.
+func (e *Engine) publishLocked(ctx context.Context) error {
+	st := &state{
+		revision: e.modulesHash + "-" + strconv.FormatInt(e.fed.Version, 10),
+		status:   e.fed.Status,
+		cache:    newDecisionCache(e.cfg.DecisionCacheSize),
+	}
+	if e.compiler != nil {
+		root := ast.NewObject(
+			ast.Item(ast.StringTerm("tim"), ast.NewTerm(ast.NewObject(
+				ast.Item(ast.StringTerm("settings"), ast.NewTerm(e.settings)),
+				ast.Item(ast.StringTerm("federation"), ast.NewTerm(e.fedValue)),
+				ast.Item(ast.StringTerm("operator_settings"), ast.NewTerm(e.operatorSettings())),
+			))),
+		)
+		q, err := rego.New(
+			rego.Query(decisionQuery),
+			rego.Compiler(e.compiler),
+			rego.Store(inmem.NewFromASTObject(root)),
+		).PrepareForEval(ctx)
+		if err != nil {
+			return fmt.Errorf("prepare %s: %w", decisionQuery, err)
+		}
+		st.query, st.ok = q, true
+	} else {
+		st.revision = "none-" + strconv.FormatInt(e.fed.Version, 10)
+	}
+	e.state.Store(st)
+	return nil
+}
+
+func (e *Engine) operatorSettings() ast.Value {
+	if len(e.cfg.OperatorSettings) == 0 {
+		return ast.NewObject()
+	}
+	v, err := ast.InterfaceToValue(e.cfg.OperatorSettings)
+	if err != nil {
+		// YAML can produce maps with non-string keys; an operator module then sees no settings and its own
+		// defaults apply, which the log makes visible.
+		e.log.Error("policy: operator_settings cannot be represented as JSON", "error", err)
+		return ast.NewObject()
+	}
+	return v
+}
+
+// federationValue renders the list as data.tim.federation: domains keyed by lower-case domain.
+func federationValue(f Federation) ast.Value {
+	items := make([][2]*ast.Term, 0, len(f.Domains))
+	for name, d := range f.Domains {
+		ik := make([]*ast.Term, len(d.IK))
+		for i, v := range d.IK {
+			ik[i] = ast.StringTerm(v)
+		}
+		items = append(items, ast.Item(ast.StringTerm(strings.ToLower(name)), ast.ObjectTerm(
+			ast.Item(ast.StringTerm("telematikID"), ast.StringTerm(d.TelematikID)),
+			ast.Item(ast.StringTerm("isInsurance"), ast.BooleanTerm(d.IsInsurance)),
+			ast.Item(ast.StringTerm("ik"), ast.ArrayTerm(ik...)),
+		)))
+	}
+	return ast.NewObject(
+		ast.Item(ast.StringTerm("version"), ast.IntNumberTerm(int(f.Version))),
+		ast.Item(ast.StringTerm("status"), ast.StringTerm(f.Status)),
+		ast.Item(ast.StringTerm("domains"), ast.NewTerm(ast.NewObject(items...))),
+	)
+}
+
+// SetFederation replaces the federation list. An unknown status is treated as unavailable. The new list is
+// in force for every Eval that starts after SetFederation returns; cached decisions of the old list are
+// dropped with the old state.
+func (e *Engine) SetFederation(f Federation) {
+	switch f.Status {
+	case StatusFresh, StatusStale, StatusUnavailable:
+	default:
+		e.log.Warn("policy: unknown federation list status, treating it as unavailable", "status", f.Status)
+		f.Status = StatusUnavailable
+	}
+	value := federationValue(f)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.fed, e.fedValue = f, value
+	if err := e.publishLocked(context.Background()); err != nil {
+		// Preparing a query that prepared before with other data cannot fail short of a bug; keep serving
+		// the old state, but never silently.
+		e.log.Error("policy: federation list not applied", "error", err, "version", f.Version)
+	}
+}
+
+// Revision identifies the module set and federation list version decisions are made with.
+func (e *Engine) Revision() string { return e.state.Load().revision }
+
+// Ready returns nil when a valid module set is loaded and the federation list is fresh.
+func (e *Engine) Ready() error {
+	st := e.state.Load()
+	var errs []error
+	if !st.ok {
+		errs = append(errs, errors.New("policy: no valid module set loaded"))
+	}
+	if st.status != StatusFresh {
+		errs = append(errs, fmt.Errorf("policy: federation list is %s", st.status))
+	}
+	return errors.Join(errs...)
+}
+
+// Eval decides on in. A non-nil error means no decision was reached; the returned Decision is then a deny
+// with policy_error, as it is whenever no valid module set is loaded. The returned Reasons slice belongs to
+// the caller.
+func (e *Engine) Eval(ctx context.Context, in *Input) (dec Decision, err error) {
+	st := e.state.Load()
+	if !st.ok {
+		return policyError(st.revision), nil
+	}
+	if in == nil {
+		return policyError(st.revision), errors.New("policy: nil input")
+	}
+	key, cacheable := cacheKeyFor(in)
+	if cacheable && st.cache != nil {
+		if d, ok := st.cache.get(key); ok {
+			d.Reasons = slices.Clone(d.Reasons)
+			d.Cached = true
+			return d, nil
+		}
+	}
+	defer func() {
+		// A panic inside OPA must not take the proxy down; it is a failed decision like any other.
+		if r := recover(); r != nil {
+			dec, err = policyError(st.revision), fmt.Errorf("policy: evaluation panicked: %v", r)
+		}
+	}()
+	rs, err := st.query.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
+	if err != nil {
+		return policyError(st.revision), fmt.Errorf("policy: eval %s: %w", in.Action, err)
+	}
+	dec, err = decisionFromResult(rs)
+	if err != nil {
+		return policyError(st.revision), fmt.Errorf("policy: %s: %w", in.Action, err)
+	}
+	dec.Revision = st.revision
+	if cacheable && st.cache != nil {
+		st.cache.put(key, dec)
+		dec.Reasons = slices.Clone(dec.Reasons)
+	}
+	return dec, nil
+}
+
+func policyError(revision string) Decision {
+	return Decision{Allow: false, Reasons: []Reason{ReasonPolicyError}, Revision: revision}
+}
+
+// decisionFromResult reads {allow, reasons, obligations}. Anything else, including an undefined result, is
+// an error: the caller denies.
+func decisionFromResult(rs rego.ResultSet) (Decision, error) {
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return Decision{}, fmt.Errorf("%s is undefined", decisionQuery)
+	}
+	doc, ok := rs[0].Expressions[0].Value.(map[string]any)
+	if !ok {
+		return Decision{}, fmt.Errorf("%s is %T, not an object", decisionQuery, rs[0].Expressions[0].Value)
+	}
+	allow, ok := doc["allow"].(bool)
+	if !ok {
+		return Decision{}, fmt.Errorf("%s.allow is %T, not a boolean", decisionQuery, doc["allow"])
+	}
+	rawReasons, ok := doc["reasons"].([]any)
+	if !ok {
+		return Decision{}, fmt.Errorf("%s.reasons is %T, not a set", decisionQuery, doc["reasons"])
+	}
+	var dec Decision
+	for _, r := range rawReasons {
+		s, ok := r.(string)
+		if !ok {
+			return Decision{}, fmt.Errorf("%s.reasons holds %T, not a string", decisionQuery, r)
+		}
+		dec.Reasons = append(dec.Reasons, Reason(s))
+	}
+	sort.Slice(dec.Reasons, func(i, j int) bool { return dec.Reasons[i] < dec.Reasons[j] })
+	// Fail closed on a contradiction: a reason always denies, whatever allow says.
+	dec.Allow = allow && len(dec.Reasons) == 0
+	obl, ok := doc["obligations"].(map[string]any)
+	if !ok {
+		return Decision{}, fmt.Errorf("%s.obligations is %T, not an object", decisionQuery, doc["obligations"])
+	}
+	for k, v := range obl {
+		var typeOK bool
+		switch k {
+		case "force_federate_false":
+			dec.Obligations.ForceFederateFalse, typeOK = v.(bool)
+		case "empty_result":
+			dec.Obligations.EmptyResult, typeOK = v.(bool)
+		case "room_version":
+			dec.Obligations.RoomVersion, typeOK = v.(string)
+		case "history_visibility":
+			dec.Obligations.HistoryVisibility, typeOK = v.(string)
+		default:
+			// Go cannot enforce what it does not know; forwarding without it would be failing open.
+			return Decision{}, fmt.Errorf("unknown obligation %q", k)
+		}
+		if !typeOK {
+			return Decision{}, fmt.Errorf("obligation %q has type %T", k, v)
+		}
+	}
+	return dec, nil
+}
+
+// cacheKey identifies an input in the decision cache. Federation transport checks, by far the most frequent
+// decisions, are keyed by their few strings without any marshalling; every other input by a SHA-256 of its
+// JSON form. The policy revision is implicit: each state has its own cache.
+type cacheKey struct {
+	action      Action
+	origin      string
+	destination string
+	peerDomain  string
+	peerTypes   string
+	sum         [sha256.Size]byte
+}
+
+func cacheKeyFor(in *Input) (cacheKey, bool) {
+	if (in.Action == ActionFederationInbound || in.Action == ActionFederationOutbound) &&
+		in.Actor == nil && in.Target == nil && in.PermissionConfig == nil && in.Room == nil && in.Event == nil &&
+		in.Request == nil {
+		k := cacheKey{action: in.Action, origin: in.Origin, destination: in.Destination}
+		if in.Peer != nil {
+			// "\x01" keeps "peer present, no types" apart from "no peer".
+			k.peerDomain = "\x01" + in.Peer.Domain
+			switch len(in.Peer.OrganizationTypes) {
+			case 0:
+			case 1:
+				k.peerTypes = in.Peer.OrganizationTypes[0]
+			default:
+				k.peerTypes = strings.Join(in.Peer.OrganizationTypes, "\x00")
+			}
+		}
+		return k, true
+	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return cacheKey{}, false
+	}
+	return cacheKey{action: in.Action, sum: sha256.Sum256(b)}, true
+}
+
+// decisionCache is a bounded two-generation cache: when the current generation is full it becomes the old
+// one and the previous old one is dropped, so recently used entries survive and memory stays at most max.
+type decisionCache struct {
+	mu       sync.RWMutex
+	half     int
+	cur, old map[cacheKey]Decision
+}
+
+func newDecisionCache(size int) *decisionCache {
+	if size <= 0 {
+		return nil
+	}
+	half := max(size/2, 1)
+	return &decisionCache{half: half, cur: make(map[cacheKey]Decision, half)}
+}
+
+func (c *decisionCache) get(k cacheKey) (Decision, bool) {
+	c.mu.RLock()
+	d, ok := c.cur[k]
+	if ok {
+		c.mu.RUnlock()
+		return d, true
+	}
+	d, ok = c.old[k]
+	c.mu.RUnlock()
+	if ok {
+		c.put(k, d) // promote: still in use
+	}
+	return d, ok
+}
+
+func (c *decisionCache) put(k cacheKey, d Decision) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.cur) >= c.half {
+		c.old, c.cur = c.cur, make(map[cacheKey]Decision, c.half)
+	}
+	c.cur[k] = d
+}
+
+func (c *decisionCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.cur) + len(c.old)
+}

@@ -1,0 +1,117 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// OperatorStatus names the operator module files in force and the error of the last load attempt (nil when
+// the last attempt succeeded). After a failed reload, loaded still names the last good set.
+func (e *Engine) OperatorStatus() (loaded []string, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.opLoaded), e.opErr
+}
+
+// Run checks cfg.OperatorDir every cfg.OperatorReload until ctx ends and loads the modules when they changed.
+// Without an OperatorDir it returns at once.
+func (e *Engine) Run(ctx context.Context) {
+	if e.cfg.OperatorDir == "" {
+		return
+	}
+	t := time.NewTicker(e.cfg.OperatorReload)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			e.reloadOperators(ctx)
+		}
+	}
+}
+
+// reloadOperators loads the operator modules if the folder changed since the last attempt.
+func (e *Engine) reloadOperators(ctx context.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.loadOperatorsLocked(ctx, false); err != nil {
+		// Someone must act: the operator's change is not in force.
+		e.log.Error("policy: operator modules not reloaded, keeping the last good set", "error", err,
+			"dir", e.cfg.OperatorDir, "loaded", e.opLoaded)
+	}
+}
+
+// loadOperatorsLocked reads, compiles and publishes the operator modules. On failure the last good set stays
+// in force (or none, on the first load) and the error is remembered for OperatorStatus. A folder that has not
+// changed since the last attempt is not tried again unless force is set.
+func (e *Engine) loadOperatorsLocked(ctx context.Context, force bool) error {
+	files, fingerprint, readErr := readOperatorDir(e.cfg.OperatorDir)
+	if !force && fingerprint == e.opAttempt {
+		return nil
+	}
+	e.opAttempt = fingerprint
+	if readErr != nil {
+		e.opErr = readErr
+		return readErr
+	}
+	c, err := compileModules(e.embedded, files)
+	if err != nil {
+		e.opErr = fmt.Errorf("operator modules: %w", err)
+		return e.opErr
+	}
+	prev := e.compiler
+	prevHash := e.modulesHash
+	e.compiler, e.modulesHash = c, modulesHash(e.embedded, files)
+	if err := e.publishLocked(ctx); err != nil {
+		e.compiler, e.modulesHash = prev, prevHash
+		e.opErr = fmt.Errorf("operator modules: %w", err)
+		return e.opErr
+	}
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = strings.TrimPrefix(f.name, "operator/")
+	}
+	if !force || len(names) > 0 {
+		e.log.Info("policy: operator modules loaded", "modules", names, "revision", e.state.Load().revision)
+	}
+	e.opLoaded, e.opErr = names, nil
+	return nil
+}
+
+// readOperatorDir returns the *.rego files in dir (tests excluded), sorted by name, and a fingerprint of
+// names and contents. An empty folder is a valid, empty set: that is how an operator switches extra rules off. Contents, not mtimes, decide: an edit within the same second still counts.
+func readOperatorDir(dir string) ([]moduleSource, string, error) {
+	if dir == "" {
+		return nil, "", nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		err = fmt.Errorf("operator modules: %w", err)
+		return nil, "error:" + err.Error(), err
+	}
+	var files []moduleSource
+	h := sha256.New()
+	for _, ent := range entries {
+		name := ent.Name()
+		if ent.IsDir() || !strings.HasSuffix(name, ".rego") || strings.HasSuffix(name, "_test.rego") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			err = fmt.Errorf("operator modules: %w", err)
+			return nil, "error:" + err.Error(), err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(b))
+		h.Write(b)
+		files = append(files, moduleSource{name: "operator/" + name, src: string(b)})
+	}
+	return files, hex.EncodeToString(h.Sum(nil)), nil
+}
