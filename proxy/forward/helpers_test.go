@@ -226,7 +226,6 @@ func tlsTunnel(t testing.TB, e *env, authority, sni string) (*tls.Conn, *bufio.R
 	return tc, bufio.NewReader(tc), err
 }
 
-
 func x509VerifyOpts(e *env, host string) x509.VerifyOptions {
 	return x509.VerifyOptions{Roots: e.proxyCA, DNSName: host}
 }

@@ -578,4 +578,3 @@ func TestNewEgressRejectsBadResolverEntries(t *testing.T) {
 		})
 	}
 }
-
