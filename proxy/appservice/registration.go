@@ -11,7 +11,7 @@ import (
 	"regexp"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"gopkg.in/yaml.v3"
 )
 
 // DefaultID is the appservice ID (and the path element of the client ping endpoint) that
