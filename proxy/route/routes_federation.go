@@ -40,7 +40,8 @@ func federationRoutes() []Route {
 	fed("federation.send_knock", put, authn, "v1", "/send_knock/{roomId}/{eventId}")
 	fed("federation.exchange_third_party_invite", put, authn, "v1", "/exchange_third_party_invite/{roomId}")
 	// Called by identity servers without X-Matrix, so no origin can be checked; TI-M has no identity servers.
-	fed("federation.3pid.onbind", put, public|Blocked, "v1", "/3pid/onbind")
+	// The spec says PUT, Synapse (and Sydent) use POST: both are listed so both get the proxy's refusal.
+	fed("federation.3pid.onbind", []string{"PUT", "POST"}, public|Blocked, "v1", "/3pid/onbind")
 
 	// Queries and directory.
 	fed("federation.query.directory", get, authn, "v1", "/query/directory")

@@ -201,6 +201,8 @@ func exampleParam(name string) (raw, decoded string) {
 		return "%23team%3Ahs1.tim.test", "#team:hs1.tim.test"
 	case "serverName":
 		return "hs2.tim.test", "hs2.tim.test"
+	case "idpId":
+		return "oidc-gematik", "oidc-gematik" // Synapse allows only [A-Za-z0-9_.~-] here
 	case "keyId":
 		return "ed25519:abc", "ed25519:abc"
 	default:
