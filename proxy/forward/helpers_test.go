@@ -98,6 +98,13 @@ func startProxy(t testing.TB, cfg Config, handler http.Handler) *env {
 	t.Helper()
 	ca, pool := newTestCA(t, "timstack test proxy CA")
 	e := &env{proxyCA: pool}
+	// The test machine is shared and slow under -race; only tests about timeouts set short ones.
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = time.Minute
+	}
+	if cfg.ReadHeaderTimeout == 0 {
+		cfg.ReadHeaderTimeout = time.Minute
+	}
 	e.proxy = New(cfg, ca, handler, discardLogger())
 	srv := e.proxy.Server()
 	inner := srv.Handler
@@ -133,9 +140,10 @@ func (e *env) client() *http.Client {
 func egressTo(t testing.TB, r *remote, host string) *Egress {
 	t.Helper()
 	eg, err := NewEgress(EgressConfig{
-		Resolve: map[string]string{host + ":8448": r.srv.Listener.Addr().String()},
-		RootCAs: r.roots,
-		Timeout: time.Minute,
+		Resolve:     map[string]string{host + ":8448": r.srv.Listener.Addr().String()},
+		RootCAs:     r.roots,
+		Timeout:     time.Minute,
+		DialTimeout: time.Minute,
 	}, discardLogger())
 	if err != nil {
 		t.Fatal(err)

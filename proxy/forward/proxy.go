@@ -315,6 +315,12 @@ func (p *Proxy) tunnelHandler(t Target) http.Handler {
 			http.Error(w, "forward proxy: origin-form request-target required in a tunnel", http.StatusBadRequest)
 			return
 		}
+		if r.Header.Get("Upgrade") != "" {
+			// A protocol switch would hijack the tunnel's connection away from serveTunnel's lifecycle, and
+			// federation never upgrades.
+			http.Error(w, "forward proxy: protocol upgrades are not tunnelled", http.StatusNotImplemented)
+			return
+		}
 		hostT, err := parseAuthority(r.Host, t.Port)
 		if err != nil || hostT.Host != t.Host || hostT.Port != t.Port {
 			// The Host header may omit the port; when it carries one it must be the tunnel's.

@@ -2,7 +2,9 @@ package forward
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -71,6 +73,32 @@ func TestTunnelledFederationRequestArrivesUnchanged(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"hs2.tim.test"}, s.hosts); diff != "" {
 		t.Errorf("handler Host (-want +got):\n%s", diff)
+	}
+}
+
+func TestLargeBodiesStreamThroughUnchanged(t *testing.T) {
+	t.Parallel()
+	e, r, _ := federationSetup(t, Config{})
+	body := make([]byte, 8<<20)
+	if _, err := rand.Read(body); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPut, "https://hs2.tim.test:8448/_matrix/media/v3/upload", io.NopCloser(bytes.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = -1 // chunked: the proxy cannot know the length up front and must stream
+	resp, err := e.client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	got := r.requests()
+	if len(got) != 1 || !bytes.Equal(got[0].Body, body) {
+		t.Fatalf("remote body differs (%d requests)", len(got))
 	}
 }
 
@@ -314,6 +342,16 @@ func TestTunnelRefusesMismatchedNames(t *testing.T) {
 		resp, _ := rawRequest(t, conn, br, "CONNECT internal.tim.test:443 HTTP/1.1\r\nHost: hs2.tim.test:8448\r\n\r\n")
 		if resp.StatusCode != http.StatusMethodNotAllowed {
 			t.Errorf("status %d, want 405", resp.StatusCode)
+		}
+	})
+	t.Run("upgrade request inside a tunnel gives 501", func(t *testing.T) {
+		conn, br, err := tlsTunnel(t, e, "hs2.tim.test:8448", "hs2.tim.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, _ := rawRequest(t, conn, br, "GET /ws HTTP/1.1\r\nHost: hs2.tim.test:8448\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		if resp.StatusCode != http.StatusNotImplemented {
+			t.Errorf("status %d, want 501", resp.StatusCode)
 		}
 	})
 	t.Run("absolute-form request inside a tunnel gives 400", func(t *testing.T) {
