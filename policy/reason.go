@@ -47,6 +47,10 @@ const (
 	ReasonGuestRegistration      Reason = "guest_registration"
 	ReasonProfileUnauthenticated Reason = "profile_unauthenticated"
 	ReasonPublicRoomsUnauthed    Reason = "public_rooms_unauthenticated"
+
+	// Shipped operator example (examples/operator/organization_type.rego): the peer's organisation types in
+	// the directory include none the operator allows.
+	ReasonOrganizationTypeNotAllowed Reason = "organization_type_not_allowed"
 )
 
 // Reasons produced in Go, at the edge or when the policy cannot decide. They share the mapping table with
@@ -82,6 +86,7 @@ var AllReasons = []Reason{
 	ReasonEPAProfileNoSharedRoom, ReasonFederationPublicRoomsBlock,
 	ReasonThreadRelation, ReasonReactionNotSingleEmoji, ReasonRedactionTooOld,
 	ReasonStatusMsgTooLong, ReasonGuestRegistration, ReasonProfileUnauthenticated, ReasonPublicRoomsUnauthed,
+	ReasonOrganizationTypeNotAllowed,
 	ReasonPolicyError, ReasonDirectoryUnavailable, ReasonTokenMissing, ReasonTokenUnknown,
 	ReasonXMatrixMissing, ReasonXMatrixMalformed, ReasonXMatrixBadSignature, ReasonXMatrixWrongDest,
 	ReasonEndpointUnknown, ReasonMethodNotAllowed, ReasonAmbiguousRequest, ReasonBodyTooLarge, ReasonBadJSON,

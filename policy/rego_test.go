@@ -26,7 +26,7 @@ func runRegoTests(t *testing.T, dir string, tracer *cover.Cover) {
 	if tracer != nil {
 		runner = runner.SetCoverageQueryTracer(tracer)
 	}
-	ch, err := runner.Run(context.Background(), modules)
+	ch, err := runner.RunTests(context.Background(), nil)
 	if err != nil {
 		t.Fatalf("run %s: %v", dir, err)
 	}
