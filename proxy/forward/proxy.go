@@ -99,14 +99,16 @@ func New(cfg Config, ca *CA, handler http.Handler, log *slog.Logger) *Proxy {
 	return p
 }
 
-// Server returns an http.Server for the forward listener with the proxy's header limits and timeouts. Its
-// WriteTimeout stays zero because hijacked tunnels manage their own deadlines.
+// Server returns an http.Server for the forward listener with the proxy's header limits and timeouts. The
+// read and write timeouts cover plain-HTTP requests; hijacked tunnels replace the deadlines with their own.
 func (p *Proxy) Server() *http.Server {
 	return &http.Server{
 		Handler: p,
 		// "OPTIONS *" would otherwise be answered 200 by net/http itself.
 		DisableGeneralOptionsHandler: true,
 		ReadHeaderTimeout:            p.cfg.HandshakeTimeout,
+		ReadTimeout:                  p.cfg.ReadTimeout,
+		WriteTimeout:                 p.cfg.WriteTimeout,
 		IdleTimeout:                  p.cfg.IdleTimeout,
 		MaxHeaderBytes:               p.cfg.MaxHeaderBytes,
 		ErrorLog:                     slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),

@@ -48,6 +48,7 @@ type Egress struct {
 	allowPrivate bool
 	dialTimeout  time.Duration
 	resolver     *net.Resolver
+	blocked      []netip.Prefix
 	log          *slog.Logger
 }
 
@@ -67,6 +68,7 @@ func NewEgress(cfg EgressConfig, log *slog.Logger) (*Egress, error) {
 		allowPrivate: cfg.AllowPrivate,
 		dialTimeout:  cfg.DialTimeout,
 		resolver:     net.DefaultResolver,
+		blocked:      parsePrefixes(specialPurposeRanges),
 		log:          log,
 	}
 	for k, v := range cfg.Resolve {
@@ -207,7 +209,7 @@ func (e *Egress) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	var lastErr error
 	for _, a := range addrs {
 		a = a.Unmap()
-		if !e.allowPrivate && specialPurpose(a) {
+		if !e.allowPrivate && e.specialPurpose(a) {
 			lastErr = fmt.Errorf("%w: %s resolves to %s", ErrForbiddenAddress, t.Host, a)
 			continue
 		}
@@ -223,37 +225,24 @@ func (e *Egress) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	return nil, lastErr
 }
 
-// specialPurposePrefixes mirrors Synapse's default ip_range_blacklist (plus 0.0.0.0/8 and 240.0.0.0/4):
-// ranges that never host a federation peer.
-var specialPurposePrefixes = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("10.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"),
-	netip.MustParsePrefix("127.0.0.0/8"),
-	netip.MustParsePrefix("169.254.0.0/16"),
-	netip.MustParsePrefix("172.16.0.0/12"),
-	netip.MustParsePrefix("192.0.0.0/24"),
-	netip.MustParsePrefix("192.0.2.0/24"),
-	netip.MustParsePrefix("192.88.99.0/24"),
-	netip.MustParsePrefix("192.168.0.0/16"),
-	netip.MustParsePrefix("198.18.0.0/15"),
-	netip.MustParsePrefix("198.51.100.0/24"),
-	netip.MustParsePrefix("203.0.113.0/24"),
-	netip.MustParsePrefix("224.0.0.0/4"),
-	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("::/128"),
-	netip.MustParsePrefix("::1/128"),
-	netip.MustParsePrefix("64:ff9b::/96"), // NAT64: may embed any of the above
-	netip.MustParsePrefix("2001:db8::/32"),
-	netip.MustParsePrefix("fc00::/7"),
-	netip.MustParsePrefix("fe80::/10"),
-	netip.MustParsePrefix("fec0::/10"),
-	netip.MustParsePrefix("ff00::/8"),
+// specialPurposeRanges mirrors Synapse's default ip_range_blacklist plus 0.0.0.0/8 and 240.0.0.0/4: ranges
+// that never host a federation peer. 64:ff9b::/96 (NAT64) is included because it may embed any of them.
+const specialPurposeRanges = "0.0.0.0/8 10.0.0.0/8 100.64.0.0/10 127.0.0.0/8 169.254.0.0/16 172.16.0.0/12 " +
+	"192.0.0.0/24 192.0.2.0/24 192.88.99.0/24 192.168.0.0/16 198.18.0.0/15 198.51.100.0/24 203.0.113.0/24 " +
+	"224.0.0.0/4 240.0.0.0/4 ::/128 ::1/128 64:ff9b::/96 2001:db8::/32 fc00::/7 fe80::/10 fec0::/10 ff00::/8"
+
+func parsePrefixes(list string) []netip.Prefix {
+	fields := strings.Fields(list)
+	out := make([]netip.Prefix, len(fields))
+	for i, f := range fields {
+		out[i] = netip.MustParsePrefix(f)
+	}
+	return out
 }
 
-func specialPurpose(a netip.Addr) bool {
+func (e *Egress) specialPurpose(a netip.Addr) bool {
 	a = a.Unmap()
-	for _, p := range specialPurposePrefixes {
+	for _, p := range e.blocked {
 		if p.Contains(a) {
 			return true
 		}
