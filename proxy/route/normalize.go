@@ -41,6 +41,7 @@ const (
 	WhyPathParameter   = "path parameter (;) in path"
 	WhyPrefixSpelling  = "top-level path prefix in the wrong case or percent-encoded"
 	WhyEncodedQueryCtl = "encoded NUL, CR or LF in query"
+	WhyQuerySemicolon  = "semicolon in query"
 )
 
 // AmbiguousError says why a request target was refused before routing. Why is one of the Why… constants.
@@ -187,10 +188,15 @@ func decodeSegment(seg string) (string, error) {
 	return out, nil
 }
 
-// checkQuery refuses malformed escapes and encoded NUL, CR and LF in the query. Raw control bytes were refused
-// for the whole target already. The query is otherwise opaque to routing.
+// checkQuery refuses malformed escapes, encoded NUL, CR and LF, and raw semicolons in the query. Raw control
+// bytes were refused for the whole target already. The query is otherwise opaque to routing. Semicolons are
+// refused because parsers disagree on them: Go's url.ParseQuery drops a pair that holds one, Python's parse_qs
+// (Twisted) keeps it as part of the value, so "kind=user;kind=guest" would read differently on each side.
 func checkQuery(q string) error {
 	for i := 0; i < len(q); i++ {
+		if q[i] == ';' {
+			return ambiguous(WhyQuerySemicolon)
+		}
 		if q[i] != '%' {
 			continue
 		}

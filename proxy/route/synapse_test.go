@@ -2,7 +2,9 @@ package route
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // synapsePython is the interpreter of the Synapse installation the e2e tests use (make setup).
@@ -34,11 +37,12 @@ type crossRequest struct {
 
 type crossResult struct {
 	Targets []struct {
-		Synapse       []string  `json:"synapse"`
-		Twisted       []*string `json:"twisted"`
-		URLSplitPath  string    `json:"urlsplit_path"`
-		URLSplitQuery string    `json:"urlsplit_query"`
-		RawQuery      string    `json:"raw_query"`
+		Synapse       []string            `json:"synapse"`
+		Twisted       []*string           `json:"twisted"`
+		URLSplitPath  string              `json:"urlsplit_path"`
+		URLSplitQuery string              `json:"urlsplit_query"`
+		RawQuery      string              `json:"raw_query"`
+		Args          map[string][]string `json:"args"`
 	} `json:"targets"`
 	Routes []struct {
 		Status  string            `json:"status"`
@@ -148,6 +152,19 @@ func TestSynapseReadsTargetsAndRoutesLikeWe(t *testing.T) {
 			if s == nil || *s != got.Segments[j] {
 				t.Errorf("%q: Twisted's traversal reads segment %d as %v; Go reads %q", target, j, s, got.Segments[j])
 			}
+		}
+		args, err := url.ParseQuery(got.RawQuery)
+		if err != nil {
+			t.Errorf("%q: accepted, but url.ParseQuery refuses the query: %v", target, err)
+		}
+		goArgs := map[string][]string{}
+		for k, vs := range args {
+			for _, v := range vs {
+				goArgs[hex.EncodeToString([]byte(k))] = append(goArgs[hex.EncodeToString([]byte(k))], hex.EncodeToString([]byte(v)))
+			}
+		}
+		if diff := cmp.Diff(py.Args, goArgs, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%q: Twisted's query arguments differ (-twisted +go, hex):\n%s", target, diff)
 		}
 		if py.URLSplitPath != got.Path || py.URLSplitQuery != got.RawQuery || py.RawQuery != got.RawQuery {
 			t.Errorf("%q: Python splits path %q query %q (Twisted query %q); Go %q %q",

@@ -4,7 +4,8 @@ Reads JSON from stdin: {"targets": [...], "routes": [{"method": ..., "path": ...
 Writes JSON to stdout:
   targets: for each target, the segments as Synapse decodes them (split the raw path on "/", then
            urllib.parse.unquote each piece, as JsonResource does with regex groups), the segments of
-           Twisted's resource traversal (unquote_to_bytes per piece) and urlsplit's path and query;
+           Twisted's resource traversal (unquote_to_bytes per piece), urlsplit's path and query, and the
+           query arguments as Twisted parses them (hex-encoded bytes);
   routes:  for each request, what Synapse's routing would answer: 200 with the unquoted named groups,
            404, 405, or "tree" for paths outside Synapse's regex-routed resources.
 Synapse's servlets are registered against a MagicMock homeserver, which enables every optional servlet:
@@ -90,6 +91,9 @@ def main():
             "urlsplit_path": split.path,
             "urlsplit_query": split.query,
             "raw_query": query,
+            # twisted.web.http.Request.requestReceived: parse_qs(argstring, 1) on bytes.
+            "args": {k.hex(): [v.hex() for v in vs]
+                     for k, vs in urllib.parse.parse_qs(query.encode("ascii"), keep_blank_values=True).items()},
         })
     resources = synapse_routes()
     for r in req["routes"]:
