@@ -308,8 +308,8 @@ func (k *Keeper) untilStale() (time.Duration, bool) {
 }
 
 // Refresh fetches once and applies the answer: a newer verified list replaces the old one; a verified
-// list of the same version or a "current" answer counts as contact; anything else keeps the old list and
-// is returned as an error (and logged).
+// list of the same version, or a "current" answer while the held list still verifies, counts as contact;
+// anything else keeps the old list, does not count as contact, and is returned as an error (and logged).
 func (k *Keeper) Refresh(ctx context.Context) error {
 	k.refreshMu.Lock()
 	err := k.refresh(ctx)
@@ -334,6 +334,16 @@ func (k *Keeper) refresh(ctx context.Context) error {
 		if cur.list == nil {
 			return k.fail(ctx, cur, slog.LevelError, "federation list source claims we are current, but we hold no list",
 				errors.New("source answered 'current' but no verified list is held"))
+		}
+		// The held list was verified when it arrived; its signer may have expired or been revoked since.
+		// A contact only counts while the list we vouch for still verifies (OCSP answers are cached, so this
+		// costs one signature check per poll).
+		vctx, cancel := context.WithTimeout(ctx, k.cfg.FetchTimeout)
+		_, err := k.verify(vctx, cur.list.JWS, k.now())
+		cancel()
+		if err != nil {
+			return k.fail(ctx, cur, slog.LevelError, "held federation list no longer verifies; not counted as contact",
+				fmt.Errorf("re-verify held list: %w", err))
 		}
 		k.contact(cur, cur.list, false)
 		return nil

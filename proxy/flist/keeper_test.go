@@ -756,3 +756,72 @@ func TestRealGematikListFromFile(t *testing.T) {
 		t.Fatalf("status %q", s.Status)
 	}
 }
+
+func TestCurrentAnswerDoesNotCountWhenTheHeldListNoLongerVerifies(t *testing.T) {
+	t.Parallel()
+	clock := newClock(testStart)
+	pki := newTestPKI(t, clock)
+	reg := newRegServer(t)
+	reg.set(1, pki.sign(t, certs.AlgBP256R1, 1, "a.example"), 0)
+	k := mustNew(t, testConfig(t), &RegServiceSource{URL: reg.URL, HTTP: reg.Client()}, pki.verifier(), clock, nil)
+	if err := k.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Hour) // past the cached OCSP answer's nextUpdate
+	if err := k.Refresh(context.Background()); err != nil {
+		t.Fatalf("a 304 for a list that still verifies: %v", err)
+	}
+	contact := k.Snapshot().LastContact
+	if !contact.Equal(clock.Now()) {
+		t.Fatalf("contact %v", contact)
+	}
+	pki.responder.SetStatus(pki.bpCert.SerialNumber, certs.OCSPStatusEntry{Status: certs.OCSPRevoked, RevokedAt: clock.Now().Add(-time.Minute)})
+	clock.Advance(2 * time.Hour)
+	if err := k.Refresh(context.Background()); !errors.Is(err, certs.ErrRevoked) {
+		t.Fatalf("err = %v, want ErrRevoked for the held list's signer", err)
+	}
+	if s := k.Snapshot(); !s.LastContact.Equal(contact) || s.Version != 1 {
+		t.Fatalf("contact %v version %d after the held list's signer was revoked", s.LastContact, s.Version)
+	}
+}
+
+func TestRunWakesSubscribersWhenTheListTurnsStale(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t, newClock(testStart))
+	jws := pki.sign(t, certs.AlgBP256R1, 1, "a.example")
+	var mu sync.Mutex
+	served := false
+	src := sourceFunc(func(context.Context, int64) ([]byte, bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if served {
+			return nil, false, errors.New("source gone")
+		}
+		served = true
+		return jws, false, nil
+	})
+	cfg := testConfig(t)
+	cfg.RefreshInterval = time.Second
+	cfg.MaxAge = 1500 * time.Millisecond
+	k, err := New(cfg, src, verifierAt(pki.verifier()), nil, nil) // real clock
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := make(chan Snapshot, 4)
+	k.Subscribe(func(s Snapshot) {
+		if s.Status == StatusStale {
+			stale <- s
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go k.Run(ctx)
+	select {
+	case s := <-stale:
+		if s.Version != 1 || !strings.HasPrefix(s.Reason, "no verified contact with the source for ") {
+			t.Errorf("stale snapshot %+v", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("subscribers never learned that the list turned stale")
+	}
+}
