@@ -5,15 +5,20 @@ GO ?= go
 PKGS := ./...
 FUZZTIME ?= 60s
 
-.PHONY: all build test test-unit lint demo fuzz-smoke bench bench-certs bench-directory clean
+.PHONY: all build test test-unit test-e2e lint lint-rego demo fuzz-smoke bench bench-certs bench-directory bench-proxy clean
 
 all: build
 
 build:
 	$(GO) build -o bin/timstack ./cmd/timstack
 
-## test: everything CI runs — formatting, vet, staticcheck, all tests.
-test: lint test-unit
+## test: everything CI runs — formatting, vet, staticcheck, Rego checks, all tests (the e2e suite against
+## real Synapse homeservers included: it lives in ./proxy/e2e and runs with the other packages).
+test: lint lint-rego test-unit
+
+## lint-rego: opa fmt/check/test and Rego coverage ≥ 90 % on policy/rego (opa built from go.mod's version).
+lint-rego:
+	scripts/opa.sh
 
 lint:
 	@bin_dir=$$(scripts/tools.sh); \
@@ -24,7 +29,13 @@ lint:
 
 test-unit:
 	@scripts/postgres.sh
+	@scripts/synapse.sh >/dev/null
 	$(GO) test -race -count=1 $(PKGS)
+
+## test-e2e: only the end-to-end suite (two Synapse homeservers, each behind its own proxy).
+test-e2e:
+	@scripts/synapse.sh >/dev/null
+	$(GO) test -race -count=1 -v ./proxy/e2e/...
 
 ## demo: build and run the stack as far as it exists (DEMO_EXIT=1 exits after the walkthrough).
 demo:
@@ -64,6 +75,10 @@ SCALE ?= fiftieth
 ENGINE ?= postgres
 bench-directory:
 	SCALE=$(SCALE) ENGINE=$(ENGINE) scripts/bench-directory.sh
+
+## bench-proxy: added latency and throughput of the proxy next to a bare httputil.ReverseProxy.
+bench-proxy:
+	scripts/bench-proxy.sh
 
 clean:
 	rm -rf bin

@@ -39,6 +39,7 @@ func commands() []command {
 		{"pki", "inspect and issue TI certificates (test CA)", runPKI},
 		{"flist", "verify or sign a federation list", runFlist},
 		{"directory", "the FHIR VZD directory: serve, import, token, client, generate", runDirectory},
+		{"proxy", "the Messenger-Proxy in front of a homeserver (--config FILE)", runProxy},
 		{"version", "print the version", func(_ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, version())
 			return nil

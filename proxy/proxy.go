@@ -1,0 +1,356 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/timstack/timstack/policy"
+	"github.com/timstack/timstack/proxy/appservice"
+	"github.com/timstack/timstack/proxy/flist"
+	"github.com/timstack/timstack/proxy/forward"
+	"github.com/timstack/timstack/proxy/matrix"
+	"github.com/timstack/timstack/proxy/mxerr"
+	"github.com/timstack/timstack/proxy/route"
+)
+
+// Proxy is the Messenger-Proxy: three surfaces (client, inbound federation, outbound forward proxy) in front
+// of one homeserver, every decision taken by the policy engine.
+type Proxy struct {
+	cfg *Config
+	log *slog.Logger
+	now func() time.Time
+
+	policy  *policy.Engine
+	flist   *flist.Keeper
+	keys    *matrix.KeyRing
+	as      *appservice.Client
+	asReg   *appservice.Registration
+	perms   *appservice.PermissionStore
+	rooms   *appservice.RoomIndex
+	tokens  *tokenCache
+	egress  *forward.Egress
+	forward *forward.Proxy
+
+	clientRoutes *route.Table
+	fedRoutes    *route.Table
+
+	upstream  *httputil.ReverseProxy
+	hsURL     *url.URL
+	decisions *decisionLog
+	metrics   *metrics
+	discovery *discovery
+}
+
+// ctxKey carries per-request values.
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+// handlerFunc is a surface's flow: it answers the request itself (returning nil) or returns an error that
+// the one writer turns into a Matrix error. The route ID it returns labels metrics and logs.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) (routeID string, err error)
+
+// serve adapts a flow to http: request ID, panic recovery, the single error writer, metrics.
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, surface string, flow handlerFunc) {
+	start := p.now()
+	rid := r.Header.Get("X-Request-Id")
+	if rid == "" || len(rid) > 64 {
+		rid = newID()
+	}
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey, rid))
+	sw := &statusWriter{ResponseWriter: w}
+	routeID := "unknown"
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			p.log.Error("panic in handler", "surface", surface, "route", routeID, "request_id", rid, "panic", v)
+			if !sw.wrote {
+				mxerr.Write(sw, mxerr.Unknown())
+			}
+		}
+		p.metrics.requests.WithLabelValues(surface, routeID, metricMethod(r.Method), strconv.Itoa(sw.code())).Inc()
+		p.metrics.requestDuration.WithLabelValues(surface, routeID).Observe(p.now().Sub(start).Seconds())
+	}()
+	id, err := flow(sw, r)
+	if id != "" {
+		routeID = id
+	}
+	if err != nil {
+		if sw.wrote {
+			// The response started (a streaming upstream failed midway); nothing sane can be added.
+			p.log.Warn("error after response started", "surface", surface, "route", routeID, "request_id", rid, "err", err)
+			return
+		}
+		e := mxerr.Write(sw, err)
+		level := slog.LevelInfo
+		if e.Status >= 500 {
+			level = slog.LevelWarn
+		}
+		p.log.Log(r.Context(), level, "refused", "surface", surface, "route", routeID, "request_id", rid,
+			"status", e.Status, "errcode", e.ErrCode, "reason_id", e.Reason, "cause", errors.Unwrap(e))
+	}
+}
+
+// decide evaluates the policy, logs the decision and turns a denial into the Matrix error of its first
+// reason. An evaluation error is a denial (policy_error): fail closed.
+func (p *Proxy) decide(ctx context.Context, surface, routeID string, in *policy.Input) (policy.Decision, error) {
+	start := time.Now()
+	dec, err := p.policy.Eval(ctx, in)
+	p.metrics.policyEval.Observe(time.Since(start).Seconds())
+	ev := &decisionEvent{
+		Time: p.now().UTC(), DecisionID: newID(), Surface: surface, Action: in.Action, Route: routeID,
+		Origin: in.Origin, Destination: in.Destination, Allow: dec.Allow, Reasons: dec.Reasons,
+		Revision: dec.Revision, Cached: dec.Cached,
+	}
+	if rid, ok := ctx.Value(requestIDKey).(string); ok {
+		ev.RequestID = rid
+	}
+	if in.Actor != nil {
+		ev.Actor = in.Actor.UserID
+	}
+	if in.Target != nil {
+		ev.Target = in.Target.UserID
+	}
+	if in.Room != nil {
+		ev.RoomID = in.Room.RoomID
+	}
+	if err != nil {
+		ev.Allow, ev.Reasons = false, []policy.Reason{policy.ReasonPolicyError}
+		p.log.Error("policy evaluation failed; denying", "request_id", ev.RequestID, "action", in.Action, "err", err)
+	}
+	var refusalErr *mxerr.Error
+	if !ev.Allow {
+		var mapped bool
+		refusalErr, mapped = refusal(ev.Reasons)
+		if !mapped {
+			p.log.Warn("denial reason has no mapping; answering 403", "reasons", ev.Reasons, "request_id", ev.RequestID)
+		}
+		ev.Status = refusalErr.Status
+	}
+	p.decisions.write(ev)
+	result, first := "allow", ""
+	if !ev.Allow {
+		result = "deny"
+		first = refusalErr.Reason
+	}
+	p.metrics.decisions.WithLabelValues(result, first).Inc()
+	if refusalErr != nil {
+		return dec, refusalErr.Wrap(err)
+	}
+	return dec, nil
+}
+
+// forwardClient sends a client request to the homeserver and post-processes the answers the proxy owns.
+func (p *Proxy) forwardClient(w http.ResponseWriter, cr *clientRequest) error {
+	id := cr.match.Route.ID
+	switch {
+	case id == "client.versions":
+		return p.forwardRewritten(w, cr, rewriteVersions)
+	case id == "client.account_data.global" && cr.r.Method == http.MethodGet &&
+		isPermissionConfigType(cr.match.Params["type"]):
+		return p.forwardPermissionConfigGet(w, cr)
+	}
+	status, err := p.forwardUpstream(w, cr.r, cr.body, id == "client.sync")
+	if err != nil {
+		return err
+	}
+	if status/100 != 2 {
+		return nil
+	}
+	switch id {
+	case "client.logout":
+		p.tokens.forgetToken(cr.token)
+		if cr.token == "" {
+			p.tokens.forgetToken(accessToken(cr.r))
+		}
+	case "client.logout.all":
+		if cr.userID != "" {
+			p.tokens.forgetUser(cr.userID)
+		} else if userID, _, err := p.tokens.user(cr.r.Context(), accessToken(cr.r), p.whoami); err == nil {
+			p.tokens.forgetUser(userID)
+		}
+		p.tokens.forgetToken(accessToken(cr.r))
+	case "client.account_data.global":
+		if cr.r.Method == http.MethodPut && isPermissionConfigType(cr.match.Params["type"]) {
+			p.perms.Invalidate(cr.match.Params["userId"])
+		}
+	}
+	return nil
+}
+
+// forwardUpstream proxies r to the homeserver; body replaces r.Body when the proxy read it. It returns the
+// upstream status (0 when the upstream could not be reached, with the error already answered).
+func (p *Proxy) forwardUpstream(w http.ResponseWriter, r *http.Request, body []byte, long bool) (int, error) {
+	ctx := r.Context()
+	timeout := p.cfg.Homeserver.Timeout
+	if long {
+		// /sync long-polls for up to its timeout parameter; give it that on top of the usual budget.
+		if ms, err := strconv.Atoi(r.URL.Query().Get("timeout")); err == nil && ms > 0 {
+			timeout += min(time.Duration(ms)*time.Millisecond, 10*time.Minute)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out := r.WithContext(ctx)
+	if body != nil {
+		out = withBody(out, body)
+	}
+	sw, ok := w.(*statusWriter)
+	if !ok {
+		sw = &statusWriter{ResponseWriter: w}
+	}
+	start := time.Now()
+	p.upstream.ServeHTTP(sw, out)
+	p.metrics.upstreamDuration.WithLabelValues("homeserver").Observe(time.Since(start).Seconds())
+	return sw.code(), nil
+}
+
+// forwardRewritten forwards, buffers the JSON answer and lets fn rewrite a 200 body.
+func (p *Proxy) forwardRewritten(w http.ResponseWriter, cr *clientRequest, fn func([]byte) ([]byte, error)) error {
+	rec := newBufferWriter()
+	if _, err := p.forwardUpstream(rec, cr.r, cr.body, false); err != nil {
+		return err
+	}
+	body := rec.buf.Bytes()
+	if rec.status == http.StatusOK {
+		if nb, err := fn(body); err == nil {
+			body = nb
+		} else {
+			return refuse(policy.ReasonUpstreamUnavailable).Wrap(err)
+		}
+	}
+	rec.copyHeaders(w)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(rec.status)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// forwardPermissionConfigGet answers a GET of an absent permission configuration with the server default
+// (A_25043/A_25044 as the reference proxy and Famedly behave).
+func (p *Proxy) forwardPermissionConfigGet(w http.ResponseWriter, cr *clientRequest) error {
+	rec := newBufferWriter()
+	if _, err := p.forwardUpstream(rec, cr.r, nil, false); err != nil {
+		return err
+	}
+	if rec.status == http.StatusNotFound {
+		body, err := appservice.EncodePermissionConfig(cr.match.Params["type"], p.perms.DefaultFor(cr.match.Params["userId"]))
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body)
+		return nil
+	}
+	rec.copyHeaders(w)
+	w.WriteHeader(rec.status)
+	_, _ = w.Write(rec.buf.Bytes())
+	return nil
+}
+
+// rewriteVersions keeps only spec versions up to v1.11 (A_25641-01).
+func rewriteVersions(body []byte) ([]byte, error) {
+	var v map[string]json.RawMessage
+	if err := json.Unmarshal(body, &v); err != nil {
+		return nil, err
+	}
+	var versions []string
+	if err := json.Unmarshal(v["versions"], &versions); err != nil {
+		return nil, err
+	}
+	kept := []string{}
+	for _, s := range versions {
+		if versionAtMost(s, 1, 11) {
+			kept = append(kept, s)
+		}
+	}
+	if !contains(kept, "v1.11") {
+		kept = append(kept, "v1.11")
+	}
+	v["versions"], _ = json.Marshal(kept)
+	return json.Marshal(v)
+}
+
+// versionAtMost parses "vX.Y" (and "r0.x.y", all before v1.1) and compares.
+func versionAtMost(s string, major, minor int) bool {
+	if strings.HasPrefix(s, "r0.") {
+		return true
+	}
+	if !strings.HasPrefix(s, "v") {
+		return false
+	}
+	a, b, ok := strings.Cut(s[1:], ".")
+	if !ok {
+		return false
+	}
+	x, err1 := strconv.Atoi(a)
+	y, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return x < major || (x == major && y <= minor)
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Proxy) writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+	return nil
+}
+
+// routeError maps the route table's verdict to the Matrix answer.
+func routeError(err error) error {
+	switch {
+	case errors.Is(err, route.ErrMethodNotAllowed):
+		e := refuse(policy.ReasonMethodNotAllowed)
+		var mna *route.MethodError
+		if errors.As(err, &mna) {
+			e.Allow = mna.Allowed
+		}
+		return e.Wrap(err)
+	default:
+		return refuse(policy.ReasonEndpointUnknown).Wrap(err)
+	}
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// metricMethod bounds the method label.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodOptions, http.MethodHead, http.MethodConnect:
+		return m
+	}
+	return "other"
+}

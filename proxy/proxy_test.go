@@ -1,0 +1,429 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/timstack/timstack/certs"
+	"github.com/timstack/timstack/policy"
+	"github.com/timstack/timstack/proxy/appservice"
+	"github.com/timstack/timstack/proxy/forward"
+	"github.com/timstack/timstack/proxy/proxytest"
+)
+
+// testEnv is one proxy in front of a recording upstream, with a signed federation list of hs1.tim.test
+// (us), hs2.tim.test and kk.tim.test (an insurance domain).
+type testEnv struct {
+	p         *Proxy
+	up        *proxytest.Upstream
+	client    *httptest.Server
+	decisions *syncBuffer
+	cfg       *Config
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testPKI is shared by the fast tests: creating brainpool keys is cheap, but not free.
+var testPKI = sync.OnceValues(func() (*fixturePKI, error) {
+	now := time.Now()
+	komp, err := certs.NewTestCA("proxy test KOMP-CA", certs.KeyBrainpoolP256r1, now.Add(-time.Hour), now.Add(48*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	signer, key, err := komp.Issue(certs.IssueRequest{Profile: certs.IssueProfileFListSigner, CommonName: "VZD-FHIR-FList-Signer"})
+	if err != nil {
+		return nil, err
+	}
+	tlsCA, err := certs.NewTestCA("proxy test TLS CA", certs.KeyP256, now.Add(-time.Hour), now.Add(48*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	tlsCert, tlsKey, err := tlsCA.Issue(certs.IssueRequest{Profile: certs.IssueProfileTLSServer, CommonName: "hs1.tim.test", DNSNames: []string{"hs1.tim.test"}})
+	if err != nil {
+		return nil, err
+	}
+	caPEM, caKey, err := forward.GenerateCA("proxy test forward CA", 48*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	return &fixturePKI{komp: komp, signer: signer, signerKey: key, tlsCert: tlsCert, tlsKey: tlsKey, fwdCA: caPEM, fwdKey: caKey}, nil
+})
+
+type fixturePKI struct {
+	komp      *certs.TestCA
+	signer    *certs.Certificate
+	signerKey crypto.Signer
+	tlsCert   *certs.Certificate
+	tlsKey    crypto.Signer
+	fwdCA     []byte
+	fwdKey    []byte
+}
+
+var testDomains = []certs.FederationDomain{
+	{Domain: "hs1.tim.test", TelematikID: "1-hs1"},
+	{Domain: "hs2.tim.test", TelematikID: "1-hs2"},
+	{Domain: "kk.tim.test", TelematikID: "8-kk", IsInsurance: true, IK: []string{"109500969"}},
+}
+
+func newTestEnv(t *testing.T, variant string) *testEnv {
+	t.Helper()
+	pki, err := testPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	serverName := "hs1.tim.test"
+	if variant == "epa" {
+		serverName = "kk.tim.test"
+	}
+	reg, err := appservice.NewRegistration(serverName, "http://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	regYAML, _ := reg.YAML()
+	jws, err := certs.SignFederationList(pki.signerKey, certs.AlgBP256R1, []*certs.Certificate{pki.signer}, 1, testDomains)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsKeyPEM, _ := certs.MarshalPrivateKeyPEM(pki.tlsKey)
+	up := proxytest.NewUpstream(t, reg.ASToken)
+	cfg := &Config{
+		ServerName: serverName, Variant: variant,
+		Listen: ListenConfig{Client: "127.0.0.1:0", Federation: "127.0.0.1:0", Forward: "127.0.0.1:0", Internal: "127.0.0.1:0",
+			FederationTLS: TLSConfig{CertFile: write("tls/cert.pem", pki.tlsCert.EncodePEM()), KeyFile: write("tls/key.pem", tlsKeyPEM)}},
+		Homeserver:     HomeserverConfig{URL: up.URL, AppServiceRegistration: write("as.yaml", regYAML)},
+		Forward:        ForwardConfig{CACertFile: write("fwd/ca.pem", pki.fwdCA), CAKeyFile: write("fwd/ca.key", pki.fwdKey)},
+		FederationList: FederationListConfig{Source: "file", File: write("list.jws", jws), TrustDir: filepath.Dir(write("trust/komp.pem", pki.komp.Cert.EncodePEM())), OCSP: "off", AllowTestTrust: true},
+	}
+	cfg.FederationList.Keeper.CacheDir = filepath.Join(dir, "cache")
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	dl := &syncBuffer{}
+	p, err := New(context.Background(), cfg, Deps{Log: slog.New(slog.DiscardHandler), DecisionLog: dl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.flist.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p.ClientHandler())
+	t.Cleanup(srv.Close)
+	return &testEnv{p: p, up: up, client: srv, decisions: dl, cfg: cfg}
+}
+
+// do sends a client request with an optional token and JSON body.
+func (e *testEnv) do(t *testing.T, method, path, token string, body any) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, e.client.URL+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return resp.StatusCode, m
+}
+
+func TestEveryReasonHasARow(t *testing.T) {
+	for _, r := range policy.AllReasons {
+		if _, ok := reasonIndex[r]; !ok {
+			t.Errorf("reason %q has no row in reasonTable", r)
+		}
+	}
+	seen := map[policy.Reason]bool{}
+	for _, row := range reasonTable {
+		if seen[row.reason] {
+			t.Errorf("reason %q has two rows", row.reason)
+		}
+		seen[row.reason] = true
+	}
+}
+
+func TestRefusalTakesTheFirstRowAndMapsUnknownReasonsTo403(t *testing.T) {
+	e, mapped := refusal([]policy.Reason{policy.ReasonInviteNotPermitted, policy.ReasonInviteeNotFederated})
+	if !mapped || e.Reason != string(policy.ReasonInviteeNotFederated) {
+		t.Errorf("got %q mapped=%v, want invitee_not_federated first", e.Reason, mapped)
+	}
+	e, mapped = refusal([]policy.Reason{"organization_type_not_allowed_custom"})
+	if mapped || e.Status != 403 || e.ErrCode != "M_FORBIDDEN" {
+		t.Errorf("unmapped reason: got %d %s mapped=%v", e.Status, e.ErrCode, mapped)
+	}
+}
+
+// Client-API decisions against a recording upstream: every refusal asserts status, errcode and that nothing
+// reached the homeserver; every rule has an allowed twin.
+func TestClientDecisions(t *testing.T) {
+	env := newTestEnv(t, "pro")
+	env.up.AddUser("tok-alice", "@alice:hs1.tim.test")
+	env.up.SetAccountData("@blocker:hs1.tim.test", appservice.TypePermissionConfigPro, map[string]any{"defaultSetting": "block all"})
+	encrypted := []any{map[string]any{"type": "m.room.encryption", "state_key": "", "content": map[string]any{"algorithm": "m.megolm.v1.aes-sha2"}}}
+	cases := []struct {
+		name        string
+		method      string
+		path        string
+		token       string
+		body        any
+		wantStatus  int
+		wantErrcode string
+	}{
+		{"no token is 401 M_MISSING_TOKEN", "POST", "/_matrix/client/v3/createRoom", "", map[string]any{}, 401, "M_MISSING_TOKEN"},
+		{"an unknown token is 401 M_UNKNOWN_TOKEN", "POST", "/_matrix/client/v3/createRoom", "nope", map[string]any{}, 401, "M_UNKNOWN_TOKEN"},
+		{"createRoom with two invitees is 403", "POST", "/_matrix/client/v3/createRoom", "tok-alice",
+			map[string]any{"invite": []string{"@a:hs2.tim.test", "@b:hs2.tim.test"}, "initial_state": encrypted}, 403, "M_FORBIDDEN"},
+		{"createRoom inviting outside the federation is 403", "POST", "/_matrix/client/v3/createRoom", "tok-alice",
+			map[string]any{"invite": []string{"@x:matrix.org"}, "initial_state": encrypted}, 403, "M_FORBIDDEN"},
+		{"createRoom inviting a user who blocks all is 403", "POST", "/_matrix/client/v3/createRoom", "tok-alice",
+			map[string]any{"invite": []string{"@blocker:hs1.tim.test"}, "initial_state": encrypted}, 403, "M_FORBIDDEN"},
+		{"createRoom with room version 11 is 400", "POST", "/_matrix/client/v3/createRoom", "tok-alice",
+			map[string]any{"room_version": "11", "initial_state": encrypted}, 400, "M_UNSUPPORTED_ROOM_VERSION"},
+		{"a private unencrypted room is 403", "POST", "/_matrix/client/v3/createRoom", "tok-alice",
+			map[string]any{"preset": "private_chat"}, 403, "M_FORBIDDEN"},
+		{"room type v2 is 400", "POST", "/_matrix/client/v3/createRoom", "tok-alice",
+			map[string]any{"creation_content": map[string]any{"type": "de.gematik.tim.roomtype.default.v2"}, "initial_state": encrypted}, 400, "M_FORBIDDEN"},
+		{"an encrypted private room with a federated invitee passes", "POST", "/_matrix/client/v3/createRoom", "tok-alice",
+			map[string]any{"invite": []string{"@b:hs2.tim.test"}, "initial_state": encrypted}, 200, ""},
+		{"an invite of a blocking local user is 403", "POST", "/_matrix/client/v3/rooms/!r:hs1.tim.test/invite", "tok-alice",
+			map[string]any{"user_id": "@blocker:hs1.tim.test"}, 403, "M_FORBIDDEN"},
+		{"an invite by membership state event gets the same check", "PUT", "/_matrix/client/v3/rooms/!r:hs1.tim.test/state/m.room.member/@blocker:hs1.tim.test", "tok-alice",
+			map[string]any{"membership": "invite"}, 403, "M_FORBIDDEN"},
+		{"an r0 invite gets the same check", "POST", "/_matrix/client/r0/rooms/!r:hs1.tim.test/invite", "tok-alice",
+			map[string]any{"user_id": "@blocker:hs1.tim.test"}, 403, "M_FORBIDDEN"},
+		{"an invite of a default (allow all) local user passes", "POST", "/_matrix/client/v3/rooms/!r:hs1.tim.test/invite", "tok-alice",
+			map[string]any{"user_id": "@open:hs1.tim.test"}, 200, ""},
+		{"join rule public on Pro is 400 M_INVALID_ROOM_STATE", "PUT", "/_matrix/client/v3/rooms/!r:hs1.tim.test/state/m.room.join_rules/", "tok-alice",
+			map[string]any{"join_rule": "public"}, 400, "M_INVALID_ROOM_STATE"},
+		{"join rule invite passes", "PUT", "/_matrix/client/v3/rooms/!r:hs1.tim.test/state/m.room.join_rules", "tok-alice",
+			map[string]any{"join_rule": "invite"}, 200, ""},
+		{"a thread relation is 400", "PUT", "/_matrix/client/v3/rooms/!r:hs1.tim.test/send/m.room.message/t1", "tok-alice",
+			map[string]any{"body": "x", "m.relates_to": map[string]any{"rel_type": "m.thread", "event_id": "$e"}}, 400, "M_FORBIDDEN"},
+		{"a two-emoji reaction is 400 M_BAD_JSON", "PUT", "/_matrix/client/v3/rooms/!r:hs1.tim.test/send/m.reaction/t2", "tok-alice",
+			map[string]any{"m.relates_to": map[string]any{"rel_type": "m.annotation", "event_id": "$e", "key": "👍👍"}}, 400, "M_BAD_JSON"},
+		{"a one-emoji reaction passes", "PUT", "/_matrix/client/v3/rooms/!r:hs1.tim.test/send/m.reaction/t3", "tok-alice",
+			map[string]any{"m.relates_to": map[string]any{"rel_type": "m.annotation", "event_id": "$e", "key": "👍"}}, 200, ""},
+		{"status_msg of 251 characters is 403 M_TOO_LARGE", "PUT", "/_matrix/client/v3/presence/@alice:hs1.tim.test/status", "tok-alice",
+			map[string]any{"presence": "online", "status_msg": strings.Repeat("ä", 251)}, 403, "M_TOO_LARGE"},
+		{"status_msg of 250 characters passes", "PUT", "/_matrix/client/v3/presence/@alice:hs1.tim.test/status", "tok-alice",
+			map[string]any{"presence": "online", "status_msg": strings.Repeat("ä", 250)}, 200, ""},
+		{"media of a non-federated server is 403", "GET", "/_matrix/client/v1/media/download/matrix.org/abc", "tok-alice", nil, 403, "M_FORBIDDEN"},
+		{"media of a federated server passes", "GET", "/_matrix/client/v1/media/download/hs2.tim.test/abc", "tok-alice", nil, 200, ""},
+		{"guest registration is 403", "POST", "/_matrix/client/v3/register?kind=guest", "", map[string]any{}, 403, "M_FORBIDDEN"},
+		{"URL previews are 404", "GET", "/_matrix/media/v3/preview_url?url=x", "tok-alice", nil, 404, "M_UNRECOGNIZED"},
+		{"an unknown endpoint is 404", "GET", "/_matrix/client/v3/nope", "tok-alice", nil, 404, "M_UNRECOGNIZED"},
+		{"a wrong method is 405", "DELETE", "/_matrix/client/v3/createRoom", "tok-alice", nil, 405, "M_UNRECOGNIZED"},
+		{"another admin path is 404", "GET", "/_synapse/admin/v1/users/@alice:hs1.tim.test", "tok-alice", nil, 404, "M_UNRECOGNIZED"},
+		{"the server version passes", "GET", "/_synapse/admin/v1/server_version", "", nil, 200, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env.up.Reset()
+			status, body := env.do(t, tc.method, tc.path, tc.token, tc.body)
+			if status != tc.wantStatus {
+				t.Fatalf("status %d, want %d (%v)", status, tc.wantStatus, body)
+			}
+			if tc.wantErrcode != "" && body["errcode"] != tc.wantErrcode {
+				t.Fatalf("errcode %v, want %s", body["errcode"], tc.wantErrcode)
+			}
+			reached := 0
+			for _, r := range env.up.Requests() {
+				if !strings.HasSuffix(r.RequestURI, "/account/whoami") {
+					reached++
+				}
+			}
+			if tc.wantStatus >= 400 && reached != 0 {
+				t.Fatalf("refused request reached the homeserver: %+v", env.up.Requests())
+			}
+			if tc.wantStatus < 400 && reached != 1 {
+				t.Fatalf("allowed request reached the homeserver %d times", reached)
+			}
+		})
+	}
+}
+
+// Obligations rewrite the body: default room version 10 (A_26248), m.federate=false for Pro public rooms
+// (A_26515-01), history visibility invited (A_25481).
+func TestCreateRoomObligations(t *testing.T) {
+	env := newTestEnv(t, "pro")
+	env.up.AddUser("tok-alice", "@alice:hs1.tim.test")
+	status, body := env.do(t, "POST", "/_matrix/client/v3/createRoom", "tok-alice", map[string]any{"preset": "public_chat"})
+	if status != 200 {
+		t.Fatalf("status %d %v", status, body)
+	}
+	var fwd []proxytest.Request
+	for _, r := range env.up.Requests() {
+		if strings.HasSuffix(r.RequestURI, "/createRoom") {
+			fwd = append(fwd, r)
+		}
+	}
+	if len(fwd) != 1 {
+		t.Fatalf("createRoom forwarded %d times", len(fwd))
+	}
+	var got struct {
+		RoomVersion     string         `json:"room_version"`
+		CreationContent map[string]any `json:"creation_content"`
+		InitialState    []struct {
+			Type    string         `json:"type"`
+			Content map[string]any `json:"content"`
+		} `json:"initial_state"`
+	}
+	if err := json.Unmarshal(fwd[0].Body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.RoomVersion != "10" {
+		t.Errorf("room_version %q, want 10", got.RoomVersion)
+	}
+	if got.CreationContent["m.federate"] != false {
+		t.Errorf("creation_content %v, want m.federate false", got.CreationContent)
+	}
+	hv := ""
+	for _, ev := range got.InitialState {
+		if ev.Type == "m.room.history_visibility" {
+			hv, _ = ev.Content["history_visibility"].(string)
+		}
+	}
+	if hv != "invited" {
+		t.Errorf("history visibility %q, want invited", hv)
+	}
+}
+
+// The access-token cache: one whoami per token, dropped on /logout.
+func TestTokenCacheDroppedOnLogout(t *testing.T) {
+	env := newTestEnv(t, "pro")
+	env.up.AddUser("tok-alice", "@alice:hs1.tim.test")
+	whoamis := func() int {
+		n := 0
+		for _, r := range env.up.Requests() {
+			if strings.HasSuffix(r.RequestURI, "/account/whoami") {
+				n++
+			}
+		}
+		return n
+	}
+	for range 3 {
+		env.do(t, "PUT", "/_matrix/client/v3/presence/@alice:hs1.tim.test/status", "tok-alice", map[string]any{"presence": "online"})
+	}
+	if n := whoamis(); n != 1 {
+		t.Fatalf("%d whoami calls for three requests with one token, want 1", n)
+	}
+	env.do(t, "POST", "/_matrix/client/v3/logout", "tok-alice", map[string]any{})
+	env.do(t, "PUT", "/_matrix/client/v3/presence/@alice:hs1.tim.test/status", "tok-alice", map[string]any{"presence": "online"})
+	if n := whoamis(); n != 2 {
+		t.Fatalf("%d whoami calls after logout, want 2 (cache dropped)", n)
+	}
+}
+
+// GET of an absent permission configuration answers the server default; /versions is capped at v1.11.
+func TestClientAnswersTheProxyRewrites(t *testing.T) {
+	env := newTestEnv(t, "pro")
+	env.up.AddUser("tok-alice", "@alice:hs1.tim.test")
+	status, body := env.do(t, "GET", "/_matrix/client/v3/user/@alice:hs1.tim.test/account_data/de.gematik.tim.account.permissionconfig.pro.v1", "tok-alice", nil)
+	if status != 200 || body["defaultSetting"] != "allow all" {
+		t.Errorf("absent config: %d %v, want 200 with the allow-all default", status, body)
+	}
+	env.up.SetAccountData("@alice:hs1.tim.test", appservice.TypePermissionConfigPro, map[string]any{"defaultSetting": "block all"})
+	if status, body = env.do(t, "GET", "/_matrix/client/v3/user/@alice:hs1.tim.test/account_data/de.gematik.tim.account.permissionconfig.pro.v1", "tok-alice", nil); body["defaultSetting"] != "block all" {
+		t.Errorf("stored config: %d %v, want the stored block all", status, body)
+	}
+	status, body = env.do(t, "GET", "/_matrix/client/versions", "", nil)
+	if status != 200 {
+		t.Fatalf("versions: %d", status)
+	}
+	vs, _ := body["versions"].([]any)
+	has111 := false
+	for _, v := range vs {
+		if v == "v1.12" || v == "v1.13" {
+			t.Errorf("versions advertises %v", v)
+		}
+		has111 = has111 || v == "v1.11"
+	}
+	if !has111 {
+		t.Errorf("versions %v lacks v1.11", vs)
+	}
+}
+
+// ePA: insured users cannot invite insured users (A_25705); the user directory answers nobody (A_26375);
+// the room directory is 403 (A_28587); public rooms are 403.
+func TestEPADecisions(t *testing.T) {
+	env := newTestEnv(t, "epa")
+	env.up.AddUser("tok-ins", "@ins:kk.tim.test")
+	encrypted := []any{map[string]any{"type": "m.room.encryption", "state_key": "", "content": map[string]any{"algorithm": "m.megolm.v1.aes-sha2"}}}
+	cases := []struct {
+		name, method, path string
+		body               any
+		wantStatus         int
+	}{
+		{"insured inviting insured is 403", "POST", "/_matrix/client/v3/rooms/!r:kk.tim.test/invite", map[string]any{"user_id": "@other:kk.tim.test"}, 403},
+		{"insured inviting a practitioner passes", "POST", "/_matrix/client/v3/rooms/!r:kk.tim.test/invite", map[string]any{"user_id": "@doc:hs1.tim.test"}, 200},
+		{"a public room is 403", "POST", "/_matrix/client/v3/createRoom", map[string]any{"preset": "public_chat", "initial_state": encrypted}, 403},
+		{"join rule knock is 403", "PUT", "/_matrix/client/v3/rooms/!r:kk.tim.test/state/m.room.join_rules/", map[string]any{"join_rule": "knock"}, 403},
+		{"world readable history is 403", "PUT", "/_matrix/client/v3/rooms/!r:kk.tim.test/state/m.room.history_visibility/", map[string]any{"history_visibility": "world_readable"}, 403},
+		{"the room directory is 403", "GET", "/_matrix/client/v3/publicRooms", nil, 403},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env.up.Reset()
+			status, body := env.do(t, tc.method, tc.path, "tok-ins", tc.body)
+			if status != tc.wantStatus {
+				t.Fatalf("status %d, want %d (%v)", status, tc.wantStatus, body)
+			}
+		})
+	}
+	env.up.Reset()
+	status, body := env.do(t, "POST", "/_matrix/client/v3/user_directory/search", "tok-ins", map[string]any{"search_term": "a"})
+	if status != 200 || len(body["results"].([]any)) != 0 {
+		t.Fatalf("user directory: %d %v, want 200 with no results", status, body)
+	}
+	for _, r := range env.up.Requests() {
+		if strings.Contains(r.RequestURI, "user_directory") {
+			t.Fatal("the user directory search reached the homeserver")
+		}
+	}
+}

@@ -1,0 +1,389 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/timstack/timstack/certs"
+	"github.com/timstack/timstack/policy"
+	"github.com/timstack/timstack/proxy/appservice"
+	"github.com/timstack/timstack/proxy/flist"
+	"github.com/timstack/timstack/proxy/forward"
+	"github.com/timstack/timstack/proxy/matrix"
+	"github.com/timstack/timstack/proxy/mxerr"
+	"github.com/timstack/timstack/proxy/route"
+)
+
+// Deps are what New needs beyond the configuration; zero values get production defaults.
+type Deps struct {
+	Log *slog.Logger
+	// DecisionLog receives one JSON line per decision (nil: per cfg.Log.DecisionLog).
+	DecisionLog io.Writer
+	Now         func() time.Time
+	// ListSource overrides the configured federation-list source (tests).
+	ListSource flist.Source
+	// ListVerifier overrides how the list is verified (tests with a fixed clock); nil builds it from cfg.
+	ListVerifier flist.Verifier
+}
+
+// New builds a ready proxy from a validated configuration: policy prepared, federation list loaded from
+// its cache (and verified again), application-service registration read, proxy CA loaded.
+func New(ctx context.Context, cfg *Config, deps Deps) (*Proxy, error) {
+	p := &Proxy{cfg: cfg, log: deps.Log, now: deps.Now}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	switch {
+	case deps.DecisionLog != nil:
+		p.decisions = &decisionLog{w: deps.DecisionLog}
+	case cfg.Log.DecisionLog == "-":
+		p.decisions = &decisionLog{w: os.Stdout}
+	case cfg.Log.DecisionLog != "":
+		f, err := os.OpenFile(cfg.Log.DecisionLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("log.decision_log: %w", err)
+		}
+		p.decisions = &decisionLog{w: f}
+	}
+
+	var err error
+	if p.policy, err = policy.New(cfg.Policy, p.log.With("component", "policy")); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	p.clientRoutes, p.fedRoutes = route.ClientTable(), route.FederationTable()
+
+	// Upstream: the homeserver.
+	if p.hsURL, err = url.Parse(cfg.Homeserver.URL); err != nil {
+		return nil, fmt.Errorf("homeserver.url: %w", err)
+	}
+	p.upstream = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(p.hsURL)
+			pr.Out.URL.Path, pr.Out.URL.RawPath = pr.In.URL.Path, pr.In.URL.RawPath
+			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+			pr.Out.Host = pr.In.Host
+			pr.SetXForwarded()
+		},
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   1024,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 0, // per request via context (long-polls)
+		},
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			p.metrics.upstreamErrors.WithLabelValues("homeserver", "roundtrip").Inc()
+			p.log.Warn("homeserver unreachable", "request_id", r.Context().Value(requestIDKey), "err", err)
+			mxerr.Write(w, refuse(policy.ReasonUpstreamUnavailable))
+		},
+	}
+
+	// Application service.
+	if p.asReg, err = appservice.LoadRegistration(cfg.Homeserver.AppServiceRegistration); err != nil {
+		return nil, fmt.Errorf("homeserver.appservice_registration: %w", err)
+	}
+	if p.as, err = appservice.NewClient(appservice.ClientConfig{
+		HomeserverURL: cfg.Homeserver.URL, ASToken: p.asReg.ASToken, ServerName: cfg.ServerName,
+		AppserviceID: p.asReg.ID, Timeout: 10 * time.Second,
+	}); err != nil {
+		return nil, fmt.Errorf("homeserver: %w", err)
+	}
+	if p.perms, err = appservice.NewPermissionStore(p.as, cfg.Variant, cfg.Permissions.Default.Policy(cfg.ServerName),
+		cfg.Permissions.CacheTTL, 100_000, p.now, p.log.With("component", "permissions")); err != nil {
+		return nil, fmt.Errorf("permissions: %w", err)
+	}
+	if p.rooms, err = appservice.NewRoomIndex(appservice.IndexConfig{HSToken: p.asReg.HSToken}, p.as, p.log.With("component", "rooms")); err != nil {
+		return nil, fmt.Errorf("homeserver.appservice_registration: %w", err)
+	}
+	p.tokens = newTokenCache(cfg.Limits.TokenCacheSize, cfg.Limits.TokenCacheTTL, p.now)
+
+	// Egress: forward proxy with TLS interception, and the transport to remote servers.
+	caPEM, err := os.ReadFile(cfg.Forward.CACertFile)
+	if err != nil {
+		return nil, fmt.Errorf("forward.ca_cert_file: %w", err)
+	}
+	keyPEM, err := os.ReadFile(cfg.Forward.CAKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("forward.ca_key_file: %w", err)
+	}
+	ca, err := forward.LoadCA(caPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	var roots *x509.CertPool
+	if len(cfg.Forward.RootCAFiles) > 0 {
+		roots = x509.NewCertPool()
+		for _, f := range cfg.Forward.RootCAFiles {
+			pem, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("forward.root_ca_files: %w", err)
+			}
+			if !roots.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("forward.root_ca_files: %s holds no PEM certificate", f)
+			}
+		}
+	}
+	if p.egress, err = forward.NewEgress(forward.EgressConfig{
+		Resolve: cfg.Discovery.Resolve, RootCAs: roots, Timeout: cfg.Forward.Timeout,
+	}, p.log.With("component", "egress")); err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	p.forward = forward.New(forward.Config{}, ca, http.HandlerFunc(p.serveEgress), p.log.With("component", "forward"))
+	p.discovery = newDiscovery(&http.Client{Transport: p.egress, Timeout: cfg.Forward.Timeout}, p.now)
+	p.keys = matrix.NewKeyRing(p.discovery.fetchKeys, p.now, p.log.With("component", "keyring"))
+
+	// Federation list.
+	src := deps.ListSource
+	if src == nil {
+		if src, err = listSource(cfg); err != nil {
+			return nil, err
+		}
+	}
+	verify := deps.ListVerifier
+	if verify == nil {
+		if verify, err = listVerifier(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if p.flist, err = flist.New(cfg.FederationList.Keeper, src, verify, p.log.With("component", "federation_list"), p.now); err != nil {
+		return nil, fmt.Errorf("federation_list: %w", err)
+	}
+	p.metrics = newMetrics(func() float64 { return p.flist.Age().Seconds() }, func() float64 { return float64(p.flist.Version()) })
+	p.flist.Subscribe(p.onListChange)
+	p.onListChange(p.flist.Snapshot())
+	return p, nil
+}
+
+// onListChange hands the verified list (or its absence) to the policy as data.
+func (p *Proxy) onListChange(s flist.Snapshot) {
+	f := policy.Federation{Version: s.Version, Status: s.Status, Domains: map[string]policy.Domain{}}
+	if s.List != nil {
+		for _, d := range s.List.Domains() {
+			f.Domains[d.Domain] = policy.Domain{TelematikID: d.TelematikID, IsInsurance: d.IsInsurance, IK: d.IK}
+		}
+	}
+	p.policy.SetFederation(f)
+	if s.Status != "fresh" {
+		p.log.Error("federation blocked: federation list not fresh", "status", s.Status, "reason", s.Reason)
+	}
+}
+
+// Handlers exposes the four surfaces for tests and for embedding (timstack up).
+func (p *Proxy) ClientHandler() http.Handler     { return http.HandlerFunc(p.serveClient) }
+func (p *Proxy) FederationHandler() http.Handler { return http.HandlerFunc(p.serveFederation) }
+func (p *Proxy) ForwardHandler() http.Handler    { return p.forward }
+
+// InternalHandler serves health, readiness, metrics and the application-service API the homeserver pushes
+// transactions to.
+func (p *Proxy) InternalHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		_ = p.writeJSON(w, 200, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := p.Ready(); err != nil {
+			_ = p.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			return
+		}
+		_ = p.writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(p.metrics.registry, promhttp.HandlerOpts{}))
+	as := p.rooms.Handler()
+	mux.Handle("/_matrix/app/", as)
+	mux.Handle("/transactions/", as)
+	mux.Handle("/users/", as)
+	mux.Handle("/rooms/", as)
+	return mux
+}
+
+// Ready is nil when the proxy can decide: a fresh verified list and a loaded policy.
+func (p *Proxy) Ready() error {
+	s := p.flist.Snapshot()
+	if s.Status != "fresh" {
+		return fmt.Errorf("federation list %s: %s", s.Status, s.Reason)
+	}
+	return p.policy.Ready()
+}
+
+// Run serves the four listeners and the background loops until ctx ends.
+func (p *Proxy) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fedCert, err := tls.LoadX509KeyPair(p.cfg.Listen.FederationTLS.CertFile, p.cfg.Listen.FederationTLS.KeyFile)
+	if err != nil {
+		return fmt.Errorf("listen.federation_tls: %w", err)
+	}
+	servers := []struct {
+		name, addr string
+		h          http.Handler
+		tls        *tls.Config
+	}{
+		{"client", p.cfg.Listen.Client, p.ClientHandler(), nil},
+		{"federation", p.cfg.Listen.Federation, p.FederationHandler(), &tls.Config{Certificates: []tls.Certificate{fedCert}, MinVersion: tls.VersionTLS12}},
+		{"forward", p.cfg.Listen.Forward, p.ForwardHandler(), nil},
+		{"internal", p.cfg.Listen.Internal, p.InternalHandler(), nil},
+	}
+	if p.cfg.Listen.ClientTLS.enabled() {
+		c, err := tls.LoadX509KeyPair(p.cfg.Listen.ClientTLS.CertFile, p.cfg.Listen.ClientTLS.KeyFile)
+		if err != nil {
+			return fmt.Errorf("listen.client_tls: %w", err)
+		}
+		servers[0].tls = &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, len(servers)+4)
+	for _, s := range servers {
+		ln, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			return fmt.Errorf("listen.%s: %w", s.name, err)
+		}
+		if s.tls != nil {
+			ln = tls.NewListener(ln, s.tls)
+		}
+		srv := &http.Server{
+			Handler:           s.h,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+			BaseContext:       func(net.Listener) context.Context { return ctx },
+		}
+		p.log.Info("listening", "surface", s.name, "addr", ln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s listener: %w", s.name, err)
+			}
+		}()
+		go func() {
+			<-ctx.Done()
+			sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+			defer c()
+			_ = srv.Shutdown(sctx)
+		}()
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); p.flist.Run(ctx) }()
+	go func() { defer wg.Done(); p.policy.Run(ctx) }()
+	if p.cfg.RoomJobs.Enabled {
+		jobs, err := appservice.NewJobs(appservice.JobsConfig{
+			Interval: p.cfg.RoomJobs.Interval, OrphanedAfter: p.cfg.RoomJobs.OrphanedAfter,
+			InsuredOnlyAfter: p.cfg.RoomJobs.InsuredOnlyAfter, Variant: p.cfg.Variant,
+		}, p.rooms, p.as, p.isInsured, p.log.With("component", "room_jobs"))
+		if err != nil {
+			return fmt.Errorf("room_jobs: %w", err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = jobs.Run(ctx) }()
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		cancel()
+	}
+	wg.Wait()
+	return runErr
+}
+
+// isInsured: a user is insured iff their domain has isInsurance on the federation list (tim-proxy-spec §3.11).
+func (p *Proxy) isInsured(domain string) bool {
+	d, ok := p.flist.Snapshot().List.Lookup(domain)
+	return ok && d.IsInsurance
+}
+
+// listSource builds the configured federation-list source.
+func listSource(cfg *Config) (flist.Source, error) {
+	fl := cfg.FederationList
+	hc := &http.Client{Timeout: fl.Keeper.FetchTimeout}
+	switch fl.Source {
+	case "file":
+		return &flist.FileSource{Path: fl.File}, nil
+	case "regservice":
+		return &flist.RegServiceSource{URL: fl.URL, HTTP: hc}, nil
+	case "provider_api":
+		secret := fl.ClientSecret
+		if fl.ClientSecretFile != "" {
+			b, err := os.ReadFile(fl.ClientSecretFile)
+			if err != nil {
+				return nil, fmt.Errorf("federation_list.client_secret_file: %w", err)
+			}
+			secret = string(b)
+		}
+		return &flist.ProviderAPISource{BaseURL: fl.URL, ClientID: fl.ClientID, ClientSecret: secret, SigAlg: fl.SigAlg, HTTP: hc}, nil
+	}
+	return nil, fmt.Errorf("federation_list.source: unknown %q", fl.Source)
+}
+
+// listVerifier wraps certs.VerifyFederationList with the configured trust and OCSP policy.
+func listVerifier(ctx context.Context, cfg *Config) (flist.Verifier, error) {
+	fl := cfg.FederationList
+	trust := certs.NewTrustStore()
+	if fl.TrustDir != "" {
+		if err := trust.LoadPEMDir(fl.TrustDir); err != nil {
+			return nil, fmt.Errorf("federation_list.trust_dir: %w", err)
+		}
+	}
+	if fl.TSL != "" {
+		if err := addTSL(ctx, trust, fl.TSL, fl.TSLAnchor, fl.TSLAllowStale); err != nil {
+			return nil, fmt.Errorf("federation_list.tsl: %w", err)
+		}
+	}
+	if trust.HasTestOnlyAnchor() && !fl.AllowTestTrust {
+		return nil, errors.New("federation_list: the trust store holds TEST-ONLY anchors; set allow_test_trust only for test deployments")
+	}
+	var rc certs.RevocationChecker
+	if fl.OCSP == "require" {
+		oc := &certs.OCSPChecker{Trust: trust, Policy: certs.OCSPRequire, Timeout: 10 * time.Second}
+		if u := fl.OCSPURLOverride; u != "" {
+			oc.URLOverride = func(_, _ *certs.Certificate) string { return u }
+		}
+		rc = oc
+	}
+	return func(ctx context.Context, jws []byte, at time.Time) (*certs.FederationList, error) {
+		return certs.VerifyFederationList(ctx, jws, certs.FederationListOptions{Trust: trust, At: at, Revocation: rc})
+	}, nil
+}
+
+// addTSL trusts the CAs of a verified gematik TSL. A stale TSL is refused unless the configuration allows
+// it (gematik's published test TSL is long expired).
+func addTSL(ctx context.Context, trust *certs.TrustStore, file, anchorDir string, allowStale bool) error {
+	_ = ctx
+	anchors, err := certs.LoadTrustStoreDir(anchorDir)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	tsl, err := certs.ParseTSL(data, certs.TSLOptions{SignerTrust: anchors, At: time.Now()})
+	if err != nil {
+		return err
+	}
+	if err := tsl.CheckFresh(time.Now()); err != nil && !allowStale {
+		return err
+	}
+	trust.AddTSL(tsl)
+	return nil
+}

@@ -1,0 +1,94 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+)
+
+// statusWriter remembers the status written, for metrics and for knowing whether an error can still be
+// answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if !s.wrote {
+		s.status, s.wrote = http.StatusOK, true
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) code() int {
+	if !s.wrote {
+		return 0
+	}
+	return s.status
+}
+
+// Flush keeps streaming responses (long-polls, media) streaming.
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Hijack is passed through for the forward proxy's CONNECT.
+func (s *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if h, ok := s.ResponseWriter.(http.Hijacker); ok {
+		return h.Hijack()
+	}
+	return nil, nil, errors.New("hijack not supported")
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// bufferWriter captures an upstream answer the proxy rewrites.
+type bufferWriter struct {
+	header http.Header
+	status int
+	buf    bytes.Buffer
+}
+
+func newBufferWriter() *bufferWriter {
+	return &bufferWriter{header: http.Header{}, status: http.StatusOK}
+}
+
+func (b *bufferWriter) Header() http.Header         { return b.header }
+func (b *bufferWriter) WriteHeader(code int)        { b.status = code }
+func (b *bufferWriter) Write(p []byte) (int, error) { return b.buf.Write(p) }
+
+func (b *bufferWriter) copyHeaders(w http.ResponseWriter) {
+	for k, v := range b.header {
+		if k == "Content-Length" {
+			continue
+		}
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(b.buf.Len()))
+}
+
+// withBody returns a shallow copy of r whose body is b.
+func withBody(r *http.Request, b []byte) *http.Request {
+	out := r.Clone(r.Context())
+	out.Body = io.NopCloser(bytes.NewReader(b))
+	out.ContentLength = int64(len(b))
+	out.TransferEncoding = nil
+	out.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	return out
+}
