@@ -35,6 +35,7 @@ type MatrixError struct {
 	Message string
 }
 
+// Error names status and errcode only; the homeserver's message stays in Message for logs.
 func (e *MatrixError) Error() string {
 	code := e.ErrCode
 	if code == "" {

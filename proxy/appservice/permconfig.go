@@ -31,7 +31,9 @@ const (
 
 // Deployment variants.
 const (
+	// VariantPro is a TI-M Pro Fachdienst (practitioners and organisations).
 	VariantPro = "pro"
+	// VariantEPA is a TI-M ePA Fachdienst (insured persons).
 	VariantEPA = "epa"
 )
 
