@@ -30,9 +30,12 @@ func BenchmarkTunnelRequest(b *testing.B) {
 		for b.Loop() {
 			do()
 		}
-		if n := e.connects.Load(); n != 1 {
-			b.Fatalf("%d tunnels, want 1", n)
+		// net/http's client abandons a connection whose request write it has not seen finish within 50 ms
+		// of the response, which happens on a loaded machine; a handful of spare tunnels is that, not the proxy.
+		if n := e.connects.Load(); n > 5 {
+			b.Fatalf("%d tunnels, want about 1", n)
 		}
+		b.ReportMetric(float64(e.connects.Load()), "tunnels")
 	}
 	b.Run("proxy-only", func(b *testing.B) {
 		e := startProxy(b, Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
