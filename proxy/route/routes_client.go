@@ -47,7 +47,8 @@ func (rs *routeSet) add(id string, s Surface, methods []string, flags Flags, pat
 }
 
 // ClientTable returns the allow-list of the client listener: the Matrix v1.11 client-server API, legacy and
-// authenticated media, discovery, Synapse's SSO pages and /_synapse/admin/v1/server_version.
+// authenticated media, discovery, Synapse's SSO pages and /_synapse/admin/v1/server_version. Each call builds
+// a new table; build it once at start-up. OPTIONS is on no route: CORS preflights are answered before Lookup.
 func ClientTable() *Table {
 	t, err := NewTable(clientRoutes())
 	if err != nil {

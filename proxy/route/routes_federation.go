@@ -2,7 +2,8 @@ package route
 
 // FederationTable returns the allow-list of the inbound federation listener: the Matrix v1.11 server-server
 // API, the key API and /.well-known/matrix/server. Trailing-slash variants that Synapse tolerates for old
-// servers (/send/{txnId}/ and others) are not in the spec and are not listed.
+// servers (/send/{txnId}/ and others) are not in the spec and are not listed. Each call builds a new table;
+// build it once at start-up.
 func FederationTable() *Table {
 	t, err := NewTable(federationRoutes())
 	if err != nil {

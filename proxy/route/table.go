@@ -151,7 +151,8 @@ type leaf struct {
 	pos      []int    // segment index of each parameter
 }
 
-// Routes returns the table's routes in definition order.
+// Routes returns the table's routes in definition order. The routes belong to the table and must not be
+// modified.
 func (t *Table) Routes() []*Route { return slices.Clone(t.routes) }
 
 // NewTable builds a table and checks that the routes are consistent: valid patterns, one auth flag each,
