@@ -115,6 +115,9 @@ type RoomIndex struct {
 	rooms     map[string]*list.Element // roomID → element holding *RoomFacts
 	lru       *list.List               // front = most recently updated
 	userRooms map[string]map[string]struct{}
+	// updates counts live events applied per indexed room, so Backfill can tell whether the room changed
+	// while its state was being read.
+	updates map[string]uint64
 
 	txnMu   sync.Mutex
 	txnSeen map[string]struct{}
@@ -148,6 +151,7 @@ func NewRoomIndex(cfg IndexConfig, client *Client, log *slog.Logger) (*RoomIndex
 		rooms:      map[string]*list.Element{},
 		lru:        list.New(),
 		userRooms:  map[string]map[string]struct{}{},
+		updates:    map[string]uint64{},
 		txnSeen:    map[string]struct{}{},
 		txnRing:    make([]string, cfg.MaxTxnIDs),
 	}, nil
@@ -337,6 +341,7 @@ func (ix *RoomIndex) apply(ev txnEvent) bool {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	f, isNew := ix.roomLocked(ev.RoomID)
+	ix.updates[ev.RoomID]++
 	if ev.StateKey == nil {
 		f.LastTimelineTS = max(f.LastTimelineTS, ev.OriginServerTS)
 		return true
@@ -372,6 +377,7 @@ func (ix *RoomIndex) dropLocked(roomID string) {
 	}
 	ix.lru.Remove(el)
 	delete(ix.rooms, roomID)
+	delete(ix.updates, roomID)
 }
 
 func (ix *RoomIndex) unjoinLocked(user, roomID string) {
@@ -530,17 +536,33 @@ func (ix *RoomIndex) Drop(roomID string) {
 // Backfill rebuilds roomID's facts from the homeserver's current state, read as asUser (a local user
 // who can see the room), and returns them. The proxy calls it for a room the index does not know, e.g.
 // after a restart. The newest timeline timestamp already known is kept; FromCreate becomes false
-// unless it was already true.
+// unless it was already true. When live events for the room arrive while the state is being read, the
+// read is repeated (up to three times), because the answer may predate them.
 func (ix *RoomIndex) Backfill(ctx context.Context, roomID, asUser string) (RoomFacts, error) {
 	if ix.client == nil {
 		return RoomFacts{}, errors.New("room index: backfill without a homeserver client")
 	}
-	state, err := ix.client.RoomState(ctx, asUser, roomID)
-	if err != nil {
-		return RoomFacts{}, fmt.Errorf("room index: backfill: %w", err)
+	for attempt := 1; ; attempt++ {
+		ix.mu.Lock()
+		before, known := ix.updates[roomID]
+		ix.mu.Unlock()
+		state, err := ix.client.RoomState(ctx, asUser, roomID)
+		if err != nil {
+			return RoomFacts{}, fmt.Errorf("room index: backfill: %w", err)
+		}
+		ix.mu.Lock()
+		now, knownNow := ix.updates[roomID]
+		if attempt < 3 && (known != knownNow || now != before) {
+			ix.mu.Unlock()
+			continue
+		}
+		f, err := ix.replaceStateLocked(roomID, state)
+		ix.mu.Unlock()
+		return f, err
 	}
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
+}
+
+func (ix *RoomIndex) replaceStateLocked(roomID string, state []StateEvent) (RoomFacts, error) {
 	var keepTimeline int64
 	fromCreate := false
 	if el, ok := ix.rooms[roomID]; ok {

@@ -390,3 +390,34 @@ func FuzzHandleTransaction(f *testing.F) {
 		}
 	})
 }
+
+func TestBackfillRereadsWhenLiveEventsArrive(t *testing.T) {
+	t.Parallel()
+	hs := newFakeHS(t)
+	const room = "!busy:tim.example.org"
+	alice, bob := "@alice:tim.example.org", "@bob:praxis.example"
+	var ix *RoomIndex
+	calls := 0
+	hs.handle("GET /_matrix/client/v3/rooms/%21busy:tim.example.org/state", func(w http.ResponseWriter, _ *http.Request) {
+		calls++
+		bobMembership := "join"
+		if calls == 1 {
+			// The answer is being produced while bob's join arrives as a transaction.
+			bobMembership = "invite"
+			send(ix.Handler(), "PUT", "/_matrix/app/v1/transactions/live", "Bearer "+testHSToken,
+				txnBody(t, member(t, room, bob, bob, "join", 3000)))
+		}
+		jsonReply(w, 200, `[
+ {"type":"m.room.create","state_key":"","sender":"`+alice+`","origin_server_ts":1000,"content":{"room_version":"10"}},
+ {"type":"m.room.member","state_key":"`+alice+`","sender":"`+alice+`","origin_server_ts":1001,"content":{"membership":"join"}},
+ {"type":"m.room.member","state_key":"`+bob+`","sender":"`+bob+`","origin_server_ts":3000,"content":{"membership":"`+bobMembership+`"}}]`)
+	})
+	ix = newTestIndex(t, IndexConfig{}, newTestClient(t, hs, time.Second))
+	f, err := ix.Backfill(context.Background(), room, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 || f.Members[bob].Membership != "join" {
+		t.Errorf("%d state reads, bob %q: want a second read that sees the join", calls, f.Members[bob].Membership)
+	}
+}
