@@ -11,6 +11,13 @@
 //     keeps the room facts the policy needs (creator, join rule, members, activity) and feeds the
 //     periodic room jobs (jobs.go: orphaned rooms A_28564-01, ePA insured-only rooms).
 //
+// Homeserver set-up (Synapse shown; other homeservers have equivalent settings):
+//
+//	app_service_config_files: [/data/timstack-proxy.yaml]   # written by Registration.YAML
+//	forgotten_room_retention_period: 7d                     # purges rooms every local user forgot (jobs.go)
+//
+// The homeserver must reach the appservice URL for transactions; Client.Ping proves it does.
+//
 // Matrix Application Service API v1.11; receive_ephemeral is written as false (v1.13 key, ignored by
 // older homeservers).
 package appservice

@@ -339,7 +339,9 @@ func (s *PermissionStore) DefaultFor(userID string) policy.PermissionConfig {
 }
 
 // Get returns userID's effective permission config. See the type's doc for absent, malformed and
-// unreachable cases; on error the caller must deny.
+// unreachable cases; on error the caller must deny. A local user the homeserver does not know is an
+// error too (Synapse refuses the masquerade with 403 M_FORBIDDEN), which is the right answer for an
+// invite to a user who does not exist.
 func (s *PermissionStore) Get(ctx context.Context, userID string) (policy.PermissionConfig, error) {
 	if !s.client.IsLocalUser(userID) {
 		return policy.PermissionConfig{}, fmt.Errorf("permission store: %s is not a local user", userID)
