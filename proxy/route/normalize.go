@@ -8,6 +8,18 @@
 // '/' are the segments Synapse splits on, and decoding a segment once gives the value Synapse sees. Lookup
 // then compares literal segments raw, as Synapse's regular expressions do, so "createRo%6Fm" is not
 // createRoom for the proxy either.
+//
+// Decisions a reviewer should know:
+//   - "%25" followed by two hex digits is refused (double encoding): one more decoding anywhere downstream
+//     would turn "%252F" into a slash. "%25" followed by anything else is a literal percent sign.
+//   - Raw characters outside RFC 3986 pchar are refused in the path; the query is opaque apart from control
+//     bytes, malformed escapes, encoded NUL/CR/LF and raw ';'.
+//   - A decoded segment must be valid UTF-8: Python's unquote would substitute U+FFFD where Go keeps bytes.
+//   - HEAD is looked up as GET, as Synapse does; OPTIONS is on no route (CORS preflights are answered before
+//     routing).
+//   - Trailing slashes exist only where the spec has them (the empty state key, GET /pushrules/).
+//   - Synapse's extra doors are closed: transaction variants of createRoom, join, membership, send and
+//     redact, the unstable and api/v1 prefixes for stable endpoints, and federation trailing slashes.
 package route
 
 import (
@@ -110,8 +122,15 @@ func CheckTarget(method, requestURI string) (Target, error) {
 		return Target{}, err
 	}
 
-	raw := strings.Split(path[1:], "/")
-	decoded := make([]string, len(raw))
+	// One allocation for both slices; segments without escapes share the target's memory.
+	n := strings.Count(path, "/")
+	buf := make([]string, 2*n)
+	raw, decoded := buf[:n:n], buf[n:]
+	rest := path[1:]
+	for i := range n - 1 {
+		raw[i], rest, _ = strings.Cut(rest, "/")
+	}
+	raw[n-1] = rest
 	for i, seg := range raw {
 		if seg == "" && i != len(raw)-1 {
 			return Target{}, ambiguous(WhyEmptySegment)
