@@ -296,3 +296,20 @@ func TestClientSpecialAnswers(t *testing.T) {
 		t.Error("an oversized answer was accepted")
 	}
 }
+
+func TestStateEventAbsentIsNotAnError(t *testing.T) {
+	t.Parallel()
+	hs := newFakeHS(t)
+	hs.reply("GET /_matrix/client/v3/rooms/%21r:tim.example.org/state/m.room.encryption/", 404,
+		`{"errcode":"M_NOT_FOUND","error":"Event not found."}`)
+	hs.reply("GET /_matrix/client/v3/rooms/%21r:tim.example.org/state/m.room.name/", 403,
+		`{"errcode":"M_FORBIDDEN","error":"User not in room"}`)
+	c := newTestClient(t, hs, time.Second)
+	raw, found, err := c.StateEvent(context.Background(), "@alice:"+testServer, "!r:"+testServer, "m.room.encryption", "")
+	if err != nil || found || raw != nil {
+		t.Errorf("absent state: %s %v %v", raw, found, err)
+	}
+	if _, _, err := c.StateEvent(context.Background(), "@alice:"+testServer, "!r:"+testServer, "m.room.name", ""); !IsErrCode(err, "M_FORBIDDEN") {
+		t.Errorf("forbidden state read: %v", err)
+	}
+}

@@ -316,3 +316,20 @@ func TestJobsConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestRunStopsWithItsContext(t *testing.T) {
+	t.Parallel()
+	j, _, _ := newTestJobs(t, VariantPro)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- j.Run(ctx) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != context.Canceled {
+			t.Errorf("Run returned %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+}
