@@ -96,6 +96,7 @@ if [ ! -f "$template_stamp" ] || [ ! -f "$template" ]; then
   "suppress_key_server_warning": true,
   "media_store_path": "$scratch/media",
   "database": {"name": "sqlite3", "args": {"database": "$scratch/homeserver.db"}},
+  "background_updates": {"sleep_enabled": false, "background_update_duration_ms": 1000, "min_batch_size": 1000, "default_batch_size": 1000},
   "listeners": [{"port": $port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": false,
                  "resources": [{"names": ["client"], "compress": false}]}]
 }

@@ -25,8 +25,10 @@ type Config struct {
 	DataDir string
 	// Venv is the Synapse virtualenv (the directory holding bin/python). Required.
 	Venv string
-	// Template is a migrated SQLite database copied to DataDir/homeserver.db when that file does not exist yet.
-	// Empty: Synapse creates and migrates the database itself (slow).
+	// Template is a migrated SQLite database copied to DataDir/homeserver.db when that file does not exist yet
+	// (InstallOrFind returns it). It serves any ServerName: Synapse ties a database to its server name only
+	// through rows in `users`, and the template has none. Empty: Synapse creates the schema itself (about
+	// twice as slow to start, plus background updates running beside the test).
 	Template string
 	// AppServiceFiles are application-service registration files (app_service_config_files).
 	AppServiceFiles []string
@@ -76,6 +78,9 @@ func homeserverConfig(cfg Config, port int) ([]byte, error) {
 			"x_forwarded":    true,
 			"resources":      []any{map[string]any{"names": []any{"client", "federation"}, "compress": false}},
 		}},
+		// a template-less database queues dozens of background updates; without the pauses they finish in
+		// seconds instead of a minute of intermittent work beside the test
+		"background_updates":         map[string]any{"sleep_enabled": false},
 		"registration_shared_secret": cfg.RegistrationSharedSecret,
 		"enable_registration":        false,
 		"bcrypt_rounds":              4,
