@@ -128,7 +128,7 @@ func (c *Client) SyncUntil(ctx context.Context, since string, deadline time.Dura
 		}
 		resp, err := c.Sync(ctx, since, poll, "")
 		if err != nil {
-			if ctx.Err() != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return since, fmt.Errorf("%w (after %v): %w", ErrSyncDeadline, deadline, err)
 			}
 			return since, err
