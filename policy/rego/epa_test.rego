@@ -1,5 +1,6 @@
 package tim.epa_test
 
+import data.tim.decision
 import data.tim.epa
 import data.tim.fixtures_test as fx
 
@@ -91,6 +92,15 @@ test_epa_deny[note] if {
 		with data.tim.federation.domains as fx.domains
 		with data.tim.federation.status as "fresh"
 	got == c.want
+
+	# The same reasons come out of the entry point (decision.rego asks this module about this action).
+	all := decision.reasons with input as c.input
+		with data.tim.settings as fx.epa
+		with data.tim.federation.domains as fx.domains
+		with data.tim.federation.status as "fresh"
+	every reason in c.want {
+		reason in all
+	}
 }
 
 pro_cases := {

@@ -12,41 +12,45 @@ federated(domain) if data.tim.federation.domains[lower(domain)]
 # persons (ePA). There is no per-user flag.
 insured(domain) if data.tim.federation.domains[lower(domain)].isInsurance == true
 
-# list_status is data.tim.federation.status: "fresh", "stale" or "unavailable"; anything else, or nothing, counts
-# as unavailable.
-default list_status := "unavailable"
-
-list_status := data.tim.federation.status
-
 deny contains "origin_not_federated" if {
 	input.action == "federation_inbound"
-	not federated(object.get(input, "origin", ""))
+	not origin_federated
 }
 
 deny contains "origin_not_federated" if {
 	input.action == "federation_invite"
-	not federated(object.get(input, "origin", ""))
+	not origin_federated
 }
 
 deny contains "destination_not_federated" if {
 	input.action == "federation_outbound"
-	not federated(object.get(input, "destination", ""))
+	not destination_federated
 }
 
 # A_26328: media paths name a server; its media is served only if it federates with us.
 deny contains "media_server_not_federated" if {
 	input.action == "media_remote"
-	not federated(object.get(input, ["request", "media_server"], ""))
+	not media_server_federated
 }
 
+# Helper rules rather than `not federated(input.x)`: a missing field must deny, and the rule is undefined for
+# it, where the call's argument would be hoisted out of the negation and make the deny rule undefined instead.
+origin_federated if federated(input.origin)
+
+destination_federated if federated(input.destination)
+
+media_server_federated if federated(input.request.media_server)
+
+# data.tim.federation.status is "fresh", "stale" or "unavailable"; Go maps anything else to "unavailable"
+# (policy.Engine.SetFederation), so both rules compare with a constant and the rule index skips them when the
+# list is fresh.
 deny contains "federation_list_stale" if {
-	list_status == "stale"
+	data.tim.federation.status == "stale"
 	involves_other_domain
 }
 
 deny contains "federation_list_unavailable" if {
-	list_status != "fresh"
-	list_status != "stale"
+	data.tim.federation.status == "unavailable"
 	involves_other_domain
 }
 

@@ -1,5 +1,6 @@
 package tim.federation_test
 
+import data.tim.decision
 import data.tim.federation
 import data.tim.fixtures_test as fx
 
@@ -53,6 +54,15 @@ test_fresh_list[note] if {
 		with data.tim.federation.domains as fx.domains
 		with data.tim.federation.status as "fresh"
 	got == c.want
+
+	# The same reasons come out of the entry point (decision.rego asks this module about this action).
+	all := decision.reasons with input as c.input
+		with data.tim.settings as fx.pro
+		with data.tim.federation.domains as fx.domains
+		with data.tim.federation.status as "fresh"
+	every reason in c.want {
+		reason in all
+	}
 }
 
 status_cases := {
@@ -86,8 +96,8 @@ status_cases := {
 		"input": {"action": "federation_outbound", "destination": "other.example"},
 		"want": {"federation_list_unavailable"},
 	},
-	"an unknown list status counts as unavailable": {
-		"status": "bogus",
+	"an unavailable list blocks joining a room of another server": {
+		"status": "unavailable",
 		"input": {"action": "join", "room": {"creator_domain": "other.example"}},
 		"want": {"federation_list_unavailable"},
 	},
@@ -110,12 +120,15 @@ test_list_status[note] if {
 		with data.tim.federation.domains as fx.domains
 		with data.tim.federation.status as c.status
 	got == c.want
-}
 
-test_missing_status_counts_as_unavailable if {
-	federation.deny == {"federation_list_unavailable"} with input as {"action": "federation_inbound", "origin": "other.example"}
+	# The same reasons come out of the entry point (decision.rego asks this module about this action).
+	all := decision.reasons with input as c.input
 		with data.tim.settings as fx.pro
 		with data.tim.federation.domains as fx.domains
+		with data.tim.federation.status as c.status
+	every reason in c.want {
+		reason in all
+	}
 }
 
 test_insured_follows_is_insurance if {

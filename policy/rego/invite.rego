@@ -17,13 +17,18 @@ is_invite if {
 
 deny contains "inviter_not_federated" if {
 	is_invite
-	not federation.federated(object.get(input, ["actor", "domain"], ""))
+	not inviter_federated
 }
 
 deny contains "invitee_not_federated" if {
 	is_invite
-	not federation.federated(object.get(input, ["target", "domain"], ""))
+	not invitee_federated
 }
+
+# A missing inviter or invitee is not federated (see federation.rego on helper rules).
+inviter_federated if federation.federated(input.actor.domain)
+
+invitee_federated if federation.federated(input.target.domain)
 
 deny contains "invite_not_permitted" if {
 	is_invite

@@ -11,26 +11,30 @@ public if input.room.preset == "public_chat"
 
 public if input.room.join_rule == "public"
 
-requested_version := object.get(input, ["room", "version"], "")
-
 # A_26202, A_26203: only the allowed room versions, at creation and upgrade.
 deny contains "room_version_not_allowed" if {
 	input.action == "room_create"
-	requested_version != ""
-	not requested_version in config.settings.allowed_room_versions
+	version := input.room.version
+	version != ""
+	not version in data.tim.settings.allowed_room_versions
 }
 
 # An upgrade without a new version is not a valid request either.
 deny contains "room_version_not_allowed" if {
 	input.action == "room_upgrade"
-	not requested_version in config.settings.allowed_room_versions
+	not upgrade_version_allowed
 }
 
+upgrade_version_allowed if input.room.version in data.tim.settings.allowed_room_versions
+
 # A_26248: a createRoom without room_version gets the default version.
-obligations["room_version"] := config.settings.default_room_version if {
+obligations["room_version"] := data.tim.settings.default_room_version if {
 	input.action == "room_create"
-	requested_version == ""
+	not stated("version")
 }
+
+# stated reports whether the request set the room field.
+stated(field) if input.room[field] != ""
 
 # A_28596
 deny contains "room_type_forbidden" if {
@@ -41,7 +45,7 @@ deny contains "room_type_forbidden" if {
 # A_25368-01
 deny contains "createroom_too_many_invites" if {
 	input.action == "room_create"
-	input.room.invite_count > config.settings.max_invites
+	input.room.invite_count > data.tim.settings.max_invites
 }
 
 # A_25324-01: private rooms are encrypted.
@@ -70,7 +74,7 @@ deny contains "pro_join_rule_public" if {
 # A_25481: history visibility "invited" unless the client chose one.
 obligations["history_visibility"] := "invited" if {
 	input.action == "room_create"
-	object.get(input, ["room", "history_visibility"], "") == ""
+	not stated("history_visibility")
 }
 
 # A_26515-01 (Famedly's reading): no local joins to remote public rooms without an invite.
@@ -103,13 +107,13 @@ valid_reaction if {
 # A_28358: redactions within the maximum age; server administrators are exempt.
 deny contains "redaction_too_old" if {
 	input.action == "redact"
-	input.event.age_ms > config.settings.redaction_max_age_ms
+	input.event.age_ms > data.tim.settings.redaction_max_age_ms
 	not input.actor.admin
 }
 
 deny contains "status_msg_too_long" if {
 	input.action == "presence"
-	input.request.status_msg_length > config.settings.status_msg_max
+	input.request.status_msg_length > data.tim.settings.status_msg_max
 }
 
 deny contains "guest_registration" if {

@@ -1,5 +1,6 @@
 package tim.room_test
 
+import data.tim.decision
 import data.tim.fixtures_test as fx
 import data.tim.room
 
@@ -162,6 +163,15 @@ test_room_deny[note] if {
 		with data.tim.federation.domains as fx.domains
 		with data.tim.federation.status as "fresh"
 	got == c.want
+
+	# The same reasons come out of the entry point (decision.rego asks this module about this action).
+	all := decision.reasons with input as c.input
+		with data.tim.settings as fx.pro
+		with data.tim.federation.domains as fx.domains
+		with data.tim.federation.status as "fresh"
+	every reason in c.want {
+		reason in all
+	}
 }
 
 obligation_cases := {
