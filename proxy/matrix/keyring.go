@@ -104,6 +104,9 @@ func NewKeyRing(fetch func(ctx context.Context, serverName string) ([]byte, erro
 // when an unknown key ID is asked for; never more than once per 30 seconds per server, whether the
 // fetch failed or succeeded.
 //
+// valid_until_ts is always honoured (the rule of room versions 5 and later and of request
+// authentication); the leniency the specification grants room versions 1 to 4 is not offered.
+//
 // The proxy should call it only for servers on the federation list: every unknown server name costs one
 // outbound fetch.
 func (k *KeyRing) PublicKey(ctx context.Context, serverName, keyID string, at time.Time) (ed25519.PublicKey, error) {

@@ -261,6 +261,10 @@ func SignRequest(method, requestURI, origin, destination string, content json.Ra
 // and query as received, r.RequestURI), x.Origin, x.Destination and the JSON body (when non-empty; it must
 // then be JSON). Call x.WithDestination first so that the destination is this server's name.
 //
+// A non-empty body is always included, whatever the method. Synapse only includes the body of PUT and
+// POST requests; a sender that signs a GET or DELETE body still verifies here, and one that sends an
+// unsigned body with GET is refused (fail closed).
+//
 // Only those fields are signed. Other headers (Host, Content-Type, X-Forwarded-*) are not, and must not be
 // trusted because the signature verified.
 func VerifyRequest(x XMatrix, method, requestURI string, content []byte, pub ed25519.PublicKey) error {
