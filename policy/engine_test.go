@@ -396,6 +396,10 @@ func TestReady(t *testing.T) {
 	if e.Ready() == nil {
 		t.Errorf("an unknown status must not count as fresh")
 	}
+	d, _ = e.Eval(context.Background(), &Input{Action: ActionFederationInbound, Origin: "other.example"})
+	if d.Allow || !slices.Equal(d.Reasons, []Reason{ReasonFederationListUnavailable}) {
+		t.Errorf("an unknown status must count as unavailable: %+v", d)
+	}
 }
 
 func TestEvalNilInputIsPolicyError(t *testing.T) {

@@ -35,11 +35,13 @@ deny contains "media_server_not_federated" if {
 
 # Helper rules rather than `not federated(input.x)`: a missing field must deny, and the rule is undefined for
 # it, where the call's argument would be hoisted out of the negation and make the deny rule undefined instead.
-origin_federated if federated(input.origin)
+# They look the list up themselves instead of calling federated(): this is the hottest path of all, and a
+# function call is a third of its cost.
+origin_federated if data.tim.federation.domains[lower(input.origin)]
 
-destination_federated if federated(input.destination)
+destination_federated if data.tim.federation.domains[lower(input.destination)]
 
-media_server_federated if federated(input.request.media_server)
+media_server_federated if data.tim.federation.domains[lower(input.request.media_server)]
 
 # data.tim.federation.status is "fresh", "stale" or "unavailable"; Go maps anything else to "unavailable"
 # (policy.Engine.SetFederation), so both rules compare with a constant and the rule index skips them when the
