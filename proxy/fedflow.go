@@ -62,8 +62,9 @@ func (p *Proxy) federation(w http.ResponseWriter, r *http.Request) (string, erro
 	if err != nil {
 		return id, err
 	}
-	if xm.Destination != "" && !strings.EqualFold(xm.Destination, p.cfg.ServerName) {
-		return id, refuse(policy.ReasonXMatrixWrongDest)
+	// A missing destination (servers older than Matrix v1.3) means us; a different one is refused.
+	if xm, err = xm.WithDestination(p.cfg.ServerName); err != nil {
+		return id, refuse(policy.ReasonXMatrixWrongDest).Wrap(err)
 	}
 
 	// 4. federation

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -425,5 +426,25 @@ func TestEPADecisions(t *testing.T) {
 		if strings.Contains(r.RequestURI, "user_directory") {
 			t.Fatal("the user directory search reached the homeserver")
 		}
+	}
+}
+
+// Run serves all four listeners and returns promptly when its context ends.
+func TestRunStopsWithItsContext(t *testing.T) {
+	env := newTestEnv(t, "pro")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- env.p.Run(ctx) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		t.Fatalf("Run did not return after cancel:\n%s", buf[:n])
 	}
 }
