@@ -3,6 +3,8 @@ package policy
 import (
 	"sort"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -101,7 +103,7 @@ func setObject(m map[string]struct{}) ast.Value {
 	sort.Strings(keys)
 	items := make([][2]*ast.Term, len(keys))
 	for i, k := range keys {
-		items[i] = [2]*ast.Term{ast.StringTerm(k), ast.ObjectTerm()}
+		items[i] = [2]*ast.Term{ast.StringTerm(jsonString(k)), ast.ObjectTerm()}
 	}
 	return ast.NewObject(items...)
 }
@@ -113,7 +115,7 @@ func stringArray(s []string) ast.Value {
 	}
 	terms := make([]*ast.Term, len(s))
 	for i, v := range s {
-		terms[i] = ast.StringTerm(v)
+		terms[i] = ast.StringTerm(jsonString(v))
 	}
 	return ast.NewArray(terms...)
 }
@@ -129,7 +131,7 @@ func (b *objBuilder) str(k, v string, omit bool) {
 	if omit && v == "" {
 		return
 	}
-	b.put(k, ast.String(v))
+	b.put(k, ast.String(jsonString(v)))
 }
 
 func (b *objBuilder) boolean(k string, v, omit bool) {
@@ -147,3 +149,22 @@ func (b *objBuilder) num(k string, v int64, omit bool) {
 }
 
 func (b *objBuilder) value() ast.Value { return ast.NewObject((*b)...) }
+
+// jsonString is s as a JSON round trip leaves it: every byte that is not part of valid UTF-8 becomes U+FFFD,
+// as encoding/json writes it. Rego must see the same string whichever way the input was built.
+func jsonString(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteString("\uFFFD")
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
