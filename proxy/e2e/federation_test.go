@@ -33,10 +33,10 @@ func TestFederatedMessagesBothWays(t *testing.T) {
 		t.Fatalf("alice never got bob's edit: %v", err)
 	}
 
-	if !hasDecision(node1(t), "egress", "federation_outbound", "hs2.tim.test", true) {
+	if !node1(t).HasDecision("egress", "federation_outbound", "hs2.tim.test", true) {
 		t.Error("hs1's proxy logged no allowed egress decision towards hs2.tim.test")
 	}
-	if !hasDecision(node2(t), "federation", "federation_inbound", "hs1.tim.test", true) {
+	if !node2(t).HasDecision("federation", "federation_inbound", "hs1.tim.test", true) {
 		t.Error("hs2's proxy logged no allowed inbound decision from hs1.tim.test")
 	}
 }
@@ -53,19 +53,7 @@ func TestAF10064InviteOutsideFederationIsRefused(t *testing.T) {
 
 	// The allowed twin: a federated invitee passes.
 	bob := newUser(t, node2(t), "bob")
-	must(t, alice.Invite(ctx, roomID, bob.id))
+	must(t, alice.Invite(ctx, roomID, bob.ID))
 	waitInvite(t, bob, roomID)
 }
 
-// hasDecision looks for a decision-log line.
-func hasDecision(nd *node, surface, action, peer string, allow bool) bool {
-	for _, ev := range nd.decisions.events() {
-		if ev["surface"] != surface || ev["action"] != action || ev["allow"] != allow {
-			continue
-		}
-		if ev["destination"] == peer || ev["origin"] == peer {
-			return true
-		}
-	}
-	return false
-}

@@ -37,7 +37,7 @@ func waitInvite(t *testing.T, u *user, roomID string) {
 		return ok
 	})
 	if err != nil {
-		t.Fatalf("%s never saw the invite to %s: %v", u.id, roomID, err)
+		t.Fatalf("%s never saw the invite to %s: %v", u.ID, roomID, err)
 	}
 }
 
@@ -51,7 +51,7 @@ func noInvite(t *testing.T, u *user, roomID string, wait time.Duration) {
 		return ok
 	})
 	if err == nil {
-		t.Fatalf("%s received an invite to %s that was refused", u.id, roomID)
+		t.Fatalf("%s received an invite to %s that was refused", u.ID, roomID)
 	}
 	if !errors.Is(err, mxclient.ErrSyncDeadline) {
 		t.Fatalf("sync: %v", err)
@@ -102,7 +102,7 @@ func connectedPair(t *testing.T, a, b *user) string {
 	ctx := ctxT(t)
 	roomID, err := a.CreateRoom(ctx, privateRoom())
 	must(t, err)
-	must(t, a.Invite(ctx, roomID, b.id))
+	must(t, a.Invite(ctx, roomID, b.ID))
 	waitInvite(t, b, roomID)
 	_, err = b.Join(ctx, roomID)
 	must(t, err)

@@ -23,7 +23,7 @@ func TestA26021PermissionMatrix(t *testing.T) {
 			func(*user) map[string]any { return map[string]any{"defaultSetting": "allow all"} }, true},
 		{"allow all blocking the inviter's MXID refuses a federated invite", false,
 			func(i *user) map[string]any {
-				return map[string]any{"defaultSetting": "allow all", "userExceptions": map[string]any{i.id: map[string]any{}}}
+				return map[string]any{"defaultSetting": "allow all", "userExceptions": map[string]any{i.ID: map[string]any{}}}
 			}, false},
 		{"allow all blocking the inviter's server refuses a federated invite", false,
 			func(*user) map[string]any {
@@ -33,7 +33,7 @@ func TestA26021PermissionMatrix(t *testing.T) {
 			func(*user) map[string]any { return map[string]any{"defaultSetting": "block all"} }, false},
 		{"block all allowing the inviter's MXID admits a federated invite", false,
 			func(i *user) map[string]any {
-				return map[string]any{"defaultSetting": "block all", "userExceptions": map[string]any{i.id: map[string]any{}}}
+				return map[string]any{"defaultSetting": "block all", "userExceptions": map[string]any{i.ID: map[string]any{}}}
 			}, true},
 		{"block all allowing the inviter's server admits a federated invite", false,
 			func(*user) map[string]any {
@@ -43,11 +43,11 @@ func TestA26021PermissionMatrix(t *testing.T) {
 			func(*user) map[string]any { return map[string]any{"defaultSetting": "block all"} }, false},
 		{"same-server: allow all blocking the inviter refuses a local invite", true,
 			func(i *user) map[string]any {
-				return map[string]any{"defaultSetting": "allow all", "userExceptions": map[string]any{i.id: map[string]any{}}}
+				return map[string]any{"defaultSetting": "allow all", "userExceptions": map[string]any{i.ID: map[string]any{}}}
 			}, false},
 		{"same-server: block all allowing the inviter admits a local invite", true,
 			func(i *user) map[string]any {
-				return map[string]any{"defaultSetting": "block all", "userExceptions": map[string]any{i.id: map[string]any{}}}
+				return map[string]any{"defaultSetting": "block all", "userExceptions": map[string]any{i.ID: map[string]any{}}}
 			}, true},
 	}
 	for _, tc := range cases {
@@ -64,7 +64,7 @@ func TestA26021PermissionMatrix(t *testing.T) {
 
 			roomID, err := inviter.CreateRoom(ctx, privateRoom())
 			must(t, err)
-			err = inviter.Invite(ctx, roomID, invitee.id)
+			err = inviter.Invite(ctx, roomID, invitee.ID)
 			if tc.wantAllow {
 				must(t, err)
 				waitInvite(t, invitee, roomID)
@@ -74,7 +74,7 @@ func TestA26021PermissionMatrix(t *testing.T) {
 			noInvite(t, invitee, roomID, deny)
 
 			// createRoom with the invitee in `invite` is the same invite by another route.
-			_, err = inviter.CreateRoom(ctx, privateRoom(invitee.id))
+			_, err = inviter.CreateRoom(ctx, privateRoom(invitee.ID))
 			wantErr(t, err, http.StatusForbidden, "M_FORBIDDEN")
 		})
 	}
@@ -88,10 +88,10 @@ func TestA26021ModeSwitchTakesEffectImmediately(t *testing.T) {
 	setPermissions(t, invitee, map[string]any{"defaultSetting": "block all"})
 	room1, err := inviter.CreateRoom(ctx, privateRoom())
 	must(t, err)
-	wantErr(t, inviter.Invite(ctx, room1, invitee.id), http.StatusForbidden, "M_FORBIDDEN")
+	wantErr(t, inviter.Invite(ctx, room1, invitee.ID), http.StatusForbidden, "M_FORBIDDEN")
 
 	setPermissions(t, invitee, map[string]any{"defaultSetting": "allow all"})
-	must(t, inviter.Invite(ctx, room1, invitee.id))
+	must(t, inviter.Invite(ctx, room1, invitee.ID))
 	waitInvite(t, invitee, room1)
 }
 
