@@ -56,4 +56,3 @@ func TestAF10064InviteOutsideFederationIsRefused(t *testing.T) {
 	must(t, alice.Invite(ctx, roomID, bob.ID))
 	waitInvite(t, bob, roomID)
 }
-

@@ -35,7 +35,10 @@ func mustNode(t *testing.T, name string) *stack.Node {
 	return theStack.Nodes[name]
 }
 
-func newUser(t *testing.T, nd *stack.Node, prefix string) *user { t.Helper(); return nd.NewUser(t, prefix) }
+func newUser(t *testing.T, nd *stack.Node, prefix string) *user {
+	t.Helper()
+	return nd.NewUser(t, prefix)
+}
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

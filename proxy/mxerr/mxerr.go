@@ -90,7 +90,9 @@ func BadJSON(message string) *Error { return New(http.StatusBadRequest, "M_BAD_J
 func NotJSON() *Error { return New(http.StatusBadRequest, "M_NOT_JSON", "Content not JSON") }
 
 // TooLarge is 413 M_TOO_LARGE.
-func TooLarge() *Error { return New(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Request too large") }
+func TooLarge() *Error {
+	return New(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Request too large")
+}
 
 // LimitExceeded is 429 M_LIMIT_EXCEEDED.
 func LimitExceeded(retryAfterMillis int64) *Error {
@@ -100,7 +102,9 @@ func LimitExceeded(retryAfterMillis int64) *Error {
 }
 
 // Unknown is 500 M_UNKNOWN.
-func Unknown() *Error { return New(http.StatusInternalServerError, "M_UNKNOWN", "Internal server error") }
+func Unknown() *Error {
+	return New(http.StatusInternalServerError, "M_UNKNOWN", "Internal server error")
+}
 
 // BadGateway is 502 M_UNKNOWN: the homeserver or a remote server did not answer usefully.
 func BadGateway() *Error { return New(http.StatusBadGateway, "M_UNKNOWN", "Upstream unavailable") }
