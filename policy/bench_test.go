@@ -179,14 +179,14 @@ func BenchmarkSetFederation(b *testing.B) {
 }
 
 // BenchmarkQueryShape compares evaluating data.tim.decision as one document with reading its three rules
-// (decisionQuery), for an inbound federation check.
+// (decisionQuery) and with reading reasons alone (transportQuery), for an inbound federation check.
 func BenchmarkQueryShape(b *testing.B) {
 	e := benchEngine(b, -1)
 	e.mu.Lock()
 	compiler := e.compiler
 	e.mu.Unlock()
 	in := inputValue(federationInputs(1)[0])
-	for _, q := range []string{"data.tim.decision", decisionQuery} {
+	for _, q := range []string{"data.tim.decision", decisionQuery, transportQuery} {
 		root := ast.NewObject(ast.Item(ast.StringTerm("tim"), ast.ObjectTerm(
 			ast.Item(ast.StringTerm("settings"), ast.NewTerm(e.settings)),
 			ast.Item(ast.StringTerm("federation"), ast.NewTerm(e.fedValue)),
@@ -196,10 +196,7 @@ func BenchmarkQueryShape(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		name := "document"
-		if q == decisionQuery {
-			name = "rules"
-		}
+		name := map[string]string{"data.tim.decision": "document", decisionQuery: "rules", transportQuery: "reasons-only"}[q]
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			start, n := cpuTime(), 0

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -686,6 +687,51 @@ func TestCheckOperatorPackage(t *testing.T) {
 		}
 		if err := checkOperatorPackage(mod); (err == nil) != ok {
 			t.Errorf("package %s: err=%v, want ok=%v", pkg, err, ok)
+		}
+	}
+}
+
+// TestTransportQueryAgrees holds the reasons-only query used for federation transport checks to the full
+// decision query, for allowed and denied inputs, every list status and an operator module.
+func TestTransportQueryAgrees(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile(filepath.Join("examples", "operator", "organization_type.rego"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeModule(t, dir, "organization_type.rego", string(src))
+	cfg := testConfig("pro")
+	cfg.OperatorDir = dir
+	cfg.DecisionCacheSize = -1
+	e := newTestEngine(t, cfg)
+	ctx := context.Background()
+	for _, status := range []string{StatusFresh, StatusStale, StatusUnavailable} {
+		f := testFederation()
+		f.Status = status
+		e.SetFederation(f)
+		st := e.state.Load()
+		for _, action := range []Action{ActionFederationInbound, ActionFederationOutbound} {
+			for _, domain := range []string{"other.example", "evil.example", "", "pro.example"} {
+				for _, peer := range []*Peer{nil, {Domain: domain, OrganizationTypes: []string{"9.9.9"}}} {
+					in := &Input{Action: action, Origin: domain, Destination: domain, Peer: peer}
+					full, err := st.query.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, err := decisionFromResult(full, false)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := e.Eval(ctx, in)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got.Revision = ""
+					if diff := cmp.Diff(want, got); diff != "" {
+						t.Errorf("%s %s %q peer=%v: transport query differs (-full +transport):\n%s", status, action, domain, peer, diff)
+					}
+				}
+			}
 		}
 	}
 }
