@@ -387,3 +387,6 @@ func addTSL(ctx context.Context, trust *certs.TrustStore, file, anchorDir string
 	trust.AddTSL(tsl)
 	return nil
 }
+
+// RefreshFederationList asks the list source once now (operators' reload, tests).
+func (p *Proxy) RefreshFederationList(ctx context.Context) error { return p.flist.Refresh(ctx) }

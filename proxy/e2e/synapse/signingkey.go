@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -62,4 +63,15 @@ func parseSigningKey(content string) (string, ed25519.PrivateKey, error) {
 		return "", nil, fmt.Errorf("synapse: signing key seed has %d bytes, want %d", len(seed), ed25519.SeedSize)
 	}
 	return fields[1], ed25519.NewKeyFromSeed(seed), nil
+}
+
+// SigningPrivateKey reads the server's signing key, for tests that must sign federation requests exactly as
+// this homeserver would (e.g. to prove an altered body is refused while the unaltered one passes).
+func (s *Server) SigningPrivateKey() (ed25519.PrivateKey, error) {
+	data, err := os.ReadFile(filepath.Join(s.Config().DataDir, "signing.key"))
+	if err != nil {
+		return nil, fmt.Errorf("synapse: read signing key: %w", err)
+	}
+	_, priv, err := parseSigningKey(string(data))
+	return priv, err
 }
