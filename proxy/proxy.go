@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/timstack/timstack/policy"
@@ -49,6 +50,8 @@ type Proxy struct {
 	decisions *decisionLog
 	metrics   *metrics
 	discovery *discovery
+	// listFresh mirrors whether the policy currently holds a fresh list.
+	listFresh atomic.Bool
 }
 
 // ctxKey carries per-request values.
@@ -106,6 +109,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, surface string, fl
 // decide evaluates the policy, logs the decision and turns a denial into the Matrix error of its first
 // reason. An evaluation error is a denial (policy_error): fail closed.
 func (p *Proxy) decide(ctx context.Context, surface, routeID string, in *policy.Input) (policy.Decision, error) {
+	// The list turns stale by the clock alone; the keeper notices on its timer, but a decision must never
+	// rest on a list older than the maximum age, so the age is checked here too (a cheap atomic read).
+	if p.listFresh.Load() && p.flist.Age() > p.cfg.FederationList.Keeper.MaxAge {
+		p.onListChange(p.flist.Snapshot())
+	}
 	start := time.Now()
 	dec, err := p.policy.Eval(ctx, in)
 	p.metrics.policyEval.Observe(time.Since(start).Seconds())

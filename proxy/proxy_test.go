@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,6 +96,24 @@ var testDomains = []certs.FederationDomain{
 
 func newTestEnv(t *testing.T, variant string) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, variant, nil)
+}
+
+// envOptions adjust a test environment before the proxy is built.
+type envOptions struct {
+	// list replaces the signed federation list file's bytes (nil: a valid list; empty: no file at all).
+	list    []byte
+	noList  bool
+	now     func() time.Time
+	config  func(*Config)
+	noFetch bool
+}
+
+func newTestEnvWith(t *testing.T, variant string, opt *envOptions) *testEnv {
+	t.Helper()
+	if opt == nil {
+		opt = &envOptions{}
+	}
 	pki, err := testPKI()
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +142,9 @@ func newTestEnv(t *testing.T, variant string) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if opt.list != nil {
+		jws = opt.list
+	}
 	tlsKeyPEM, _ := certs.MarshalPrivateKeyPEM(pki.tlsKey)
 	up := proxytest.NewUpstream(t, reg.ASToken)
 	cfg := &Config{
@@ -134,16 +156,22 @@ func newTestEnv(t *testing.T, variant string) *testEnv {
 		FederationList: FederationListConfig{Source: "file", File: write("list.jws", jws), TrustDir: filepath.Dir(write("trust/komp.pem", pki.komp.Cert.EncodePEM())), OCSP: "off", AllowTestTrust: true},
 	}
 	cfg.FederationList.Keeper.CacheDir = filepath.Join(dir, "cache")
+	if opt.noList {
+		cfg.FederationList.File = filepath.Join(dir, "absent.jws")
+	}
+	if opt.config != nil {
+		opt.config(cfg)
+	}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	dl := &syncBuffer{}
-	p, err := New(context.Background(), cfg, Deps{Log: slog.New(slog.DiscardHandler), DecisionLog: dl})
+	p, err := New(context.Background(), cfg, Deps{Log: slog.New(slog.DiscardHandler), DecisionLog: dl, Now: opt.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.flist.Refresh(context.Background()); err != nil {
+	if err := p.flist.Refresh(context.Background()); err != nil && !opt.noFetch {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(p.ClientHandler())
@@ -446,5 +474,61 @@ func TestRunStopsWithItsContext(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		n := runtime.Stack(buf, true)
 		t.Fatalf("Run did not return after cancel:\n%s", buf[:n])
+	}
+}
+
+// Fail closed: without a fresh, verified federation list or without a valid policy set, every decision that
+// involves another domain is a denial with a reason that names the cause class.
+func TestFailClosed(t *testing.T) {
+	pki, err := testPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := certs.SignFederationList(pki.signerKey, certs.AlgBP256R1, []*certs.Certificate{pki.signer}, 1, testDomains)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := bytes.Clone(good)
+	tampered[len(tampered)-5] ^= 1
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	cases := []struct {
+		name    string
+		opt     *envOptions
+		advance time.Duration
+		wantMsg string
+	}{
+		{"no federation list at all denies with federation list unavailable", &envOptions{noList: true, noFetch: true}, 0, "Federation list unavailable"},
+		{"a badly signed list denies with federation list unavailable", &envOptions{list: tampered, noFetch: true}, 0, "Federation list unavailable"},
+		{"no verified contact for more than 72 h denies with federation list outdated", &envOptions{now: now}, 73 * time.Hour, "Federation list outdated"},
+		{"a broken operator policy set denies with policy unavailable", &envOptions{config: func(c *Config) {
+			dir := t.TempDir()
+			_ = os.WriteFile(filepath.Join(dir, "broken.rego"), []byte("package tim.operator.broken\ndeny contains x if {"), 0o600)
+			c.Policy.OperatorDir = dir
+		}}, 0, "Policy unavailable"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newTestEnvWith(t, "pro", tc.opt)
+			env.up.AddUser("tok-alice", "@alice:hs1.tim.test")
+			clock.Add(int64(tc.advance))
+			status, body := env.do(t, "POST", "/_matrix/client/v3/rooms/!r:hs1.tim.test/invite", "tok-alice", map[string]any{"user_id": "@bob:hs2.tim.test"})
+			if status != 403 || body["errcode"] != "M_FORBIDDEN" || body["error"] != tc.wantMsg {
+				t.Fatalf("got %d %v, want 403 M_FORBIDDEN %q", status, body, tc.wantMsg)
+			}
+			if err := env.p.Ready(); err == nil {
+				t.Error("Ready() is nil although the proxy cannot decide")
+			}
+		})
+	}
+	// The allowed twin: a fresh list and a valid policy admit the same invite.
+	env := newTestEnv(t, "pro")
+	env.up.AddUser("tok-alice", "@alice:hs1.tim.test")
+	if status, body := env.do(t, "POST", "/_matrix/client/v3/rooms/!r:hs1.tim.test/invite", "tok-alice", map[string]any{"user_id": "@bob:hs2.tim.test"}); status != 200 {
+		t.Fatalf("fresh list: %d %v", status, body)
+	}
+	if err := env.p.Ready(); err != nil {
+		t.Errorf("Ready: %v", err)
 	}
 }

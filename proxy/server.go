@@ -182,6 +182,7 @@ func (p *Proxy) onListChange(s flist.Snapshot) {
 		}
 	}
 	p.policy.SetFederation(f)
+	p.listFresh.Store(s.Status == "fresh")
 	if s.Status != "fresh" {
 		p.log.Error("federation blocked: federation list not fresh", "status", s.Status, "reason", s.Reason)
 	}

@@ -22,6 +22,8 @@ for (const k of ["log", "info", "debug", "trace"]) {
 
 const sdk = await import("matrix-js-sdk");
 const { logger } = await import("matrix-js-sdk/lib/logger.js");
+// not re-exported by the package's index in 37.x
+const { AllDevicesIsolationMode } = await import("matrix-js-sdk/lib/crypto-api/index.js");
 
 const started = Date.now();
 const marks = {};
@@ -120,7 +122,7 @@ async function login(name, u) {
 	// Share room keys with every device of the room's members, verified or not (TOFU, as a fresh test device
 	// has no cross-signing to check against); withholding keys from unverified devices would prove nothing here.
 	crypto.globalBlacklistUnverifiedDevices = false;
-	crypto.setDeviceIsolationMode(new sdk.AllDevicesIsolationMode(false));
+	crypto.setDeviceIsolationMode(new AllDevicesIsolationMode(false));
 	const prepared = new Promise((resolve, reject) => {
 		client.on(sdk.ClientEvent.Sync, (state, _prev, data) => {
 			if (state === "PREPARED" || state === "SYNCING") {
