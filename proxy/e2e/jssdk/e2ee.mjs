@@ -14,16 +14,25 @@
 // status is 1. The SDK's own logging goes to stderr so that stdout stays one parseable line.
 
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
 
 // loglevel (the SDK's logger) writes through console.log/info/debug, which would land on stdout.
 for (const k of ["log", "info", "debug", "trace"]) {
 	console[k] = (...args) => console.error(...args);
 }
 
-const sdk = await import("matrix-js-sdk");
-const { logger } = await import("matrix-js-sdk/lib/logger.js");
+// scripts/node.sh installs the packages into a cache outside the repository and the Go test passes that
+// node_modules as TIMSTACK_NODE_MODULES; without it, ordinary resolution applies (npm ci in this folder).
+const modules = process.env.TIMSTACK_NODE_MODULES;
+const resolveFrom = modules ? createRequire(join(dirname(modules), "resolve-from-here.js")) : null;
+const load = (spec) => import(resolveFrom ? pathToFileURL(resolveFrom.resolve(spec)).href : spec);
+
+const sdk = await load("matrix-js-sdk");
+const { logger } = await load("matrix-js-sdk/lib/logger.js");
 // not re-exported by the package's index in 37.x
-const { AllDevicesIsolationMode } = await import("matrix-js-sdk/lib/crypto-api/index.js");
+const { AllDevicesIsolationMode } = await load("matrix-js-sdk/lib/crypto-api/index.js");
 
 const started = Date.now();
 const marks = {};

@@ -1,0 +1,249 @@
+package epa
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/timstack/timstack/policy"
+	"github.com/timstack/timstack/proxy/e2e/mxclient"
+	"github.com/timstack/timstack/proxy/e2e/stack"
+)
+
+// Account-data types of the permission configuration (tim-proxy-spec.md §3.5).
+const (
+	typePro = "de.gematik.tim.account.permissionconfig.pro.v1"
+	typeEPA = "de.gematik.tim.account.permissionconfig.epa.v1"
+)
+
+// denyWait bounds how long a refused invite is watched for: far longer than the allowed twins of these tests
+// need to see theirs (federated invites arrive within a second or two on this stack).
+const denyWait = 6 * time.Second
+
+// wantErr asserts err is a Matrix error with the status and errcode.
+func wantErr(t *testing.T, err error, status int, errcode string) {
+	t.Helper()
+	var e *mxclient.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("want HTTP %d %s, got %v", status, errcode, err)
+	}
+	if e.Status != status || e.ErrCode != errcode {
+		t.Fatalf("want HTTP %d %s, got HTTP %d %s (%s)", status, errcode, e.Status, e.ErrCode, e.Message)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitInvite waits until u's sync shows an invite to roomID.
+func waitInvite(t *testing.T, u *user, roomID string) {
+	t.Helper()
+	_, err := u.SyncUntil(ctxT(t), "", 30*time.Second, func(r *mxclient.SyncResponse) bool {
+		_, ok := r.Rooms.Invite[roomID]
+		return ok
+	})
+	if err != nil {
+		t.Fatalf("%s never saw the invite to %s: %v", u.ID, roomID, err)
+	}
+}
+
+// noInvite proves a refused invite reached nobody: u's sync shows no invite to roomID (any room, if
+// roomID is empty: for refused createRoom invites, whose room never came to be) within wait.
+func noInvite(t *testing.T, u *user, roomID string, wait time.Duration) {
+	t.Helper()
+	_, err := u.SyncUntil(ctxT(t), "", wait, func(r *mxclient.SyncResponse) bool {
+		if roomID == "" {
+			return len(r.Rooms.Invite) > 0
+		}
+		_, ok := r.Rooms.Invite[roomID]
+		return ok
+	})
+	if err == nil {
+		t.Fatalf("%s received an invite to %s that was refused", u.ID, roomID)
+	}
+	if !errors.Is(err, mxclient.ErrSyncDeadline) {
+		t.Fatalf("sync: %v", err)
+	}
+}
+
+// waitMessage waits until u's sync shows a message with body in roomID.
+func waitMessage(t *testing.T, u *user, roomID, body string) {
+	t.Helper()
+	_, err := u.SyncUntil(ctxT(t), "", 30*time.Second, func(r *mxclient.SyncResponse) bool {
+		for _, ev := range r.Rooms.Join[roomID].Timeline.Events {
+			if ev.Body() == body {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatalf("%s never saw %q in %s: %v", u.ID, body, roomID, err)
+	}
+}
+
+// privateRoom is what a TI-M client creates: private, encrypted, history invited (A_25323-01).
+func privateRoom(invite ...string) map[string]any {
+	req := map[string]any{
+		"preset": "private_chat",
+		"initial_state": []any{
+			map[string]any{"type": "m.room.encryption", "state_key": "", "content": map[string]any{"algorithm": "m.megolm.v1.aes-sha2"}},
+		},
+	}
+	if len(invite) > 0 {
+		req["invite"] = invite
+	}
+	return req
+}
+
+// setPermissions stores a permission configuration of the given type for u, through u's proxy.
+func setPermissions(t *testing.T, u *user, typ string, cfg map[string]any) {
+	t.Helper()
+	must(t, u.SetAccountData(ctxT(t), typ, cfg))
+}
+
+// exceptions builds an exception object {"a": {}, "b": {}}.
+func exceptions(keys ...string) map[string]any {
+	m := map[string]any{}
+	for _, k := range keys {
+		m[k] = map[string]any{}
+	}
+	return m
+}
+
+// invitedAndJoined has inviter invite u into roomID and u join it.
+func invitedAndJoined(t *testing.T, inviter, u *user, roomID string) {
+	t.Helper()
+	ctx := ctxT(t)
+	must(t, inviter.Invite(ctx, roomID, u.ID))
+	waitInvite(t, u, roomID)
+	_, err := u.Join(ctx, roomID)
+	must(t, err)
+}
+
+// direct is u's client talking to its homeserver without the proxy in between: what a Fachdienst whose
+// proxy does not enforce a rule would let through. Only tests proving the other side's checks use it.
+func direct(u *user) *mxclient.Client {
+	return &mxclient.Client{BaseURL: u.Node.HS.URL(), UserID: u.ID, AccessToken: u.AccessToken, DeviceID: u.DeviceID}
+}
+
+// decision is one line of a proxy's decision log.
+type decision struct {
+	Surface string          `json:"surface"`
+	Action  policy.Action   `json:"action"`
+	Actor   string          `json:"actor"`
+	Target  string          `json:"target"`
+	Origin  string          `json:"origin"`
+	RoomID  string          `json:"room_id"`
+	Allow   bool            `json:"allow"`
+	Reasons []policy.Reason `json:"reasons"`
+	Status  int             `json:"status"`
+}
+
+// decisions returns the node's decision-log lines that match.
+func decisions(t *testing.T, nd *stack.Node, match func(d decision) bool) []decision {
+	t.Helper()
+	var out []decision
+	for _, ev := range nd.Decisions.Events() {
+		raw, err := json.Marshal(ev)
+		must(t, err)
+		var d decision
+		must(t, json.Unmarshal(raw, &d))
+		if match(d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// by matches decisions of action taken for actor (and target, if not empty).
+func by(action policy.Action, actor, target string) func(d decision) bool {
+	return func(d decision) bool {
+		return d.Action == action && d.Actor == actor && (target == "" || d.Target == target)
+	}
+}
+
+// wantDenied asserts the node's proxy logged exactly the refusal of action by actor against target for
+// reason, and never allowed it.
+func wantDenied(t *testing.T, nd *stack.Node, surface string, action policy.Action, actor, target string, reason policy.Reason) {
+	t.Helper()
+	ds := decisions(t, nd, by(action, actor, target))
+	denied := false
+	for _, d := range ds {
+		if d.Allow {
+			t.Fatalf("%s proxy allowed %s by %s → %s: %+v", nd.Name, action, actor, target, d)
+		}
+		if d.Surface == surface && slices.Contains(d.Reasons, reason) {
+			denied = true
+		}
+	}
+	if !denied {
+		t.Fatalf("%s proxy has no %s refusal of %s by %s → %s for %s; decisions: %+v", nd.Name, surface, action, actor, target, reason, ds)
+	}
+}
+
+// wantAllowed asserts the node's proxy logged an allow of action by actor against target on surface.
+func wantAllowed(t *testing.T, nd *stack.Node, surface string, action policy.Action, actor, target string) {
+	t.Helper()
+	for _, d := range decisions(t, nd, by(action, actor, target)) {
+		if d.Surface == surface && d.Allow {
+			return
+		}
+	}
+	t.Fatalf("%s proxy never allowed %s %s by %s → %s", nd.Name, surface, action, actor, target)
+}
+
+// homeserverSaw reports whether nd's Synapse access log has a request of userID whose request line contains
+// needle. Before looking it sends a marker request as userID directly to the homeserver and waits until the
+// marker is logged: every request userID finished earlier is then in the log too, so "not there" means the
+// homeserver was never asked.
+func homeserverSaw(t *testing.T, u *user, needle string) bool {
+	t.Helper()
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	marker := "e2e_marker=" + hex.EncodeToString(rnd[:])
+	status, _, err := direct(u).Raw(ctxT(t), "GET", "/_matrix/client/v3/account/whoami?"+marker, nil)
+	if err != nil || status != 200 {
+		t.Fatalf("marker request: status %d, %v", status, err)
+	}
+	who := "{" + u.ID + "}"
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		seen, markerSeen := false, false
+		f, err := os.Open(u.Node.HS.LogPath())
+		must(t, err)
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if !strings.Contains(line, who) || !strings.Contains(line, "Processed request") {
+				continue
+			}
+			if strings.Contains(line, marker) {
+				markerSeen = true
+			}
+			if strings.Contains(line, needle) {
+				seen = true
+			}
+		}
+		f.Close()
+		if markerSeen {
+			return seen
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("marker request never appeared in %s", u.Node.HS.LogPath())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
