@@ -88,6 +88,8 @@ type state struct {
 	// transport evaluates transportQuery; it serves ActionFederationInbound and ActionFederationOutbound.
 	transport rego.PreparedEvalQuery
 	ok        bool // false: no valid module set, every decision is a deny with policy_error
+	// operators is true when operator modules are part of the set.
+	operators bool
 	revision  string
 	status    string
 	cache     *decisionCache
@@ -254,6 +256,7 @@ func (e *Engine) publishLocked(ctx context.Context) error {
 			return fmt.Errorf("prepare %s: %w", transportQuery, err)
 		}
 		st.query, st.transport, st.ok = q, tq, true
+		st.operators = len(e.opLoaded) > 0
 	} else {
 		st.revision = "none-" + strconv.FormatInt(e.fed.Version, 10)
 	}
@@ -367,7 +370,14 @@ func (e *Engine) Eval(ctx context.Context, in *Input) (dec Decision, err error) 
 	if transport {
 		q = st.transport
 	}
-	rs, err := q.Eval(ctx, rego.EvalParsedInput(inputValue(in)), rego.EvalMetrics(metrics.NoOp()))
+	opts := []rego.EvalOption{rego.EvalParsedInput(inputValue(in)), rego.EvalMetrics(metrics.NoOp())}
+	if transport {
+		opts = append(opts, rego.EvalBaseCache(noBaseCache{}))
+		if !st.operators {
+			opts = append(opts, rego.EvalVirtualCache(noVirtualCache{}))
+		}
+	}
+	rs, err := q.Eval(ctx, opts...)
 	if err != nil {
 		return policyError(st.revision), fmt.Errorf("policy: eval %s: %w", in.Action, err)
 	}
@@ -525,3 +535,21 @@ func (c *decisionCache) len() int {
 	defer c.mu.RUnlock()
 	return len(c.cur) + len(c.old)
 }
+
+// noVirtualCache and noBaseCache switch off OPA's per-evaluation memoisation for transportQuery: the shipped
+// rules it reaches read each rule and each list entry once, so the caches cost their set-up (a quarter of the
+// evaluation) and never pay it back. Operator modules are arbitrary code that may lean on memoisation, so with
+// any loaded the virtual cache stays on. Memoisation does not change results; TestTransportQueryAgrees
+// compares with the full, cached query.
+type noVirtualCache struct{}
+
+func (noVirtualCache) Push()                         {}
+func (noVirtualCache) Pop()                          {}
+func (noVirtualCache) Get(ast.Ref) (*ast.Term, bool) { return nil, false }
+func (noVirtualCache) Put(ast.Ref, *ast.Term)        {}
+func (noVirtualCache) Keys() []ast.Ref               { return nil }
+
+type noBaseCache struct{}
+
+func (noBaseCache) Get(ast.Ref) ast.Value  { return nil }
+func (noBaseCache) Put(ast.Ref, ast.Value) {}

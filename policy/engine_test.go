@@ -700,35 +700,41 @@ func TestTransportQueryAgrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeModule(t, dir, "organization_type.rego", string(src))
-	cfg := testConfig("pro")
-	cfg.OperatorDir = dir
-	cfg.DecisionCacheSize = -1
-	e := newTestEngine(t, cfg)
 	ctx := context.Background()
-	for _, status := range []string{StatusFresh, StatusStale, StatusUnavailable} {
-		f := testFederation()
-		f.Status = status
-		e.SetFederation(f)
-		st := e.state.Load()
-		for _, action := range []Action{ActionFederationInbound, ActionFederationOutbound} {
-			for _, domain := range []string{"other.example", "evil.example", "", "pro.example"} {
-				for _, peer := range []*Peer{nil, {Domain: domain, OrganizationTypes: []string{"9.9.9"}}} {
-					in := &Input{Action: action, Origin: domain, Destination: domain, Peer: peer}
-					full, err := st.query.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
-					if err != nil {
-						t.Fatal(err)
-					}
-					want, err := decisionFromResult(full, false)
-					if err != nil {
-						t.Fatal(err)
-					}
-					got, err := e.Eval(ctx, in)
-					if err != nil {
-						t.Fatal(err)
-					}
-					got.Revision = ""
-					if diff := cmp.Diff(want, got); diff != "" {
-						t.Errorf("%s %s %q peer=%v: transport query differs (-full +transport):\n%s", status, action, domain, peer, diff)
+	// Without operator modules the transport query also runs without OPA's virtual cache.
+	for _, opDir := range []string{"", dir} {
+		cfg := testConfig("pro")
+		cfg.OperatorDir = opDir
+		cfg.DecisionCacheSize = -1
+		e := newTestEngine(t, cfg)
+		if st := e.state.Load(); st.operators != (opDir != "") {
+			t.Fatalf("operators=%v with operator dir %q", st.operators, opDir)
+		}
+		for _, status := range []string{StatusFresh, StatusStale, StatusUnavailable} {
+			f := testFederation()
+			f.Status = status
+			e.SetFederation(f)
+			st := e.state.Load()
+			for _, action := range []Action{ActionFederationInbound, ActionFederationOutbound} {
+				for _, domain := range []string{"other.example", "evil.example", "", "pro.example"} {
+					for _, peer := range []*Peer{nil, {Domain: domain, OrganizationTypes: []string{"9.9.9"}}} {
+						in := &Input{Action: action, Origin: domain, Destination: domain, Peer: peer}
+						full, err := st.query.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
+						if err != nil {
+							t.Fatal(err)
+						}
+						want, err := decisionFromResult(full, false)
+						if err != nil {
+							t.Fatal(err)
+						}
+						got, err := e.Eval(ctx, in)
+						if err != nil {
+							t.Fatal(err)
+						}
+						got.Revision = ""
+						if diff := cmp.Diff(want, got); diff != "" {
+							t.Errorf("operators=%q %s %s %q peer=%v: transport query differs (-full +transport):\n%s", opDir, status, action, domain, peer, diff)
+						}
 					}
 				}
 			}

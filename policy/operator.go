@@ -67,22 +67,21 @@ func (e *Engine) loadOperatorsLocked(ctx context.Context, force bool) error {
 		e.opErr = fmt.Errorf("operator modules: %w", err)
 		return e.opErr
 	}
-	prev := e.compiler
-	prevHash := e.modulesHash
-	e.compiler, e.modulesHash = c, modulesHash(e.embedded, files)
-	if err := e.publishLocked(ctx); err != nil {
-		e.compiler, e.modulesHash = prev, prevHash
-		e.opErr = fmt.Errorf("operator modules: %w", err)
-		return e.opErr
-	}
 	names := make([]string, len(files))
 	for i, f := range files {
 		names[i] = strings.TrimPrefix(f.name, "operator/")
 	}
+	prev, prevHash, prevLoaded := e.compiler, e.modulesHash, e.opLoaded
+	e.compiler, e.modulesHash, e.opLoaded = c, modulesHash(e.embedded, files), names
+	if err := e.publishLocked(ctx); err != nil {
+		e.compiler, e.modulesHash, e.opLoaded = prev, prevHash, prevLoaded
+		e.opErr = fmt.Errorf("operator modules: %w", err)
+		return e.opErr
+	}
 	if !force || len(names) > 0 {
 		e.log.Info("policy: operator modules loaded", "modules", names, "revision", e.state.Load().revision)
 	}
-	e.opLoaded, e.opErr = names, nil
+	e.opErr = nil
 	return nil
 }
 
