@@ -247,3 +247,10 @@ func homeserverSaw(t *testing.T, u *user, needle string) bool {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func decodeJSON(t *testing.T, raw []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+}
