@@ -234,6 +234,10 @@ func TestClientDecisions(t *testing.T) {
 	env := newTestEnv(t, "pro")
 	env.up.AddUser("tok-alice", "@alice:hs1.tim.test")
 	env.up.SetAccountData("@blocker:hs1.tim.test", appservice.TypePermissionConfigPro, map[string]any{"defaultSetting": "block all"})
+	env.up.SetEvent("$old", map[string]any{"event_id": "$old", "type": "m.room.message", "sender": "@alice:hs1.tim.test",
+		"origin_server_ts": time.Now().Add(-25 * time.Hour).UnixMilli(), "content": map[string]any{"body": "x"}})
+	env.up.SetEvent("$fresh", map[string]any{"event_id": "$fresh", "type": "m.room.message", "sender": "@alice:hs1.tim.test",
+		"origin_server_ts": time.Now().Add(-23 * time.Hour).UnixMilli(), "content": map[string]any{"body": "x"}})
 	encrypted := []any{map[string]any{"type": "m.room.encryption", "state_key": "", "content": map[string]any{"algorithm": "m.megolm.v1.aes-sha2"}}}
 	cases := []struct {
 		name        string
@@ -284,6 +288,18 @@ func TestClientDecisions(t *testing.T) {
 			map[string]any{"presence": "online", "status_msg": strings.Repeat("ä", 250)}, 200, ""},
 		{"media of a non-federated server is 403", "GET", "/_matrix/client/v1/media/download/matrix.org/abc", "tok-alice", nil, 403, "M_FORBIDDEN"},
 		{"media of a federated server passes", "GET", "/_matrix/client/v1/media/download/hs2.tim.test/abc", "tok-alice", nil, 200, ""},
+		{"A_28358 redacting an event older than 24 h is 403", "PUT", "/_matrix/client/v3/rooms/!r:hs1.tim.test/redact/$old/t9", "tok-alice",
+			map[string]any{}, 403, "M_FORBIDDEN"},
+		{"redacting an event younger than 24 h passes", "PUT", "/_matrix/client/v3/rooms/!r:hs1.tim.test/redact/$fresh/t10", "tok-alice",
+			map[string]any{}, 200, ""},
+		{"the POST twin of redact gets the same check", "POST", "/_matrix/client/v3/rooms/!r:hs1.tim.test/redact/$old", "tok-alice",
+			map[string]any{}, 403, "M_FORBIDDEN"},
+		{"the PUT twin of createRoom gets the same checks", "PUT", "/_matrix/client/v3/createRoom/txn1", "tok-alice",
+			map[string]any{"invite": []string{"@a:hs2.tim.test", "@b:hs2.tim.test"}, "initial_state": encrypted}, 403, "M_FORBIDDEN"},
+		{"the PUT twin of invite gets the same checks", "PUT", "/_matrix/client/v3/rooms/!r:hs1.tim.test/invite/txn2", "tok-alice",
+			map[string]any{"user_id": "@blocker:hs1.tim.test"}, 403, "M_FORBIDDEN"},
+		{"the POST twin of send gets the same checks", "POST", "/_matrix/client/v3/rooms/!r:hs1.tim.test/send/m.room.message", "tok-alice",
+			map[string]any{"body": "x", "m.relates_to": map[string]any{"rel_type": "m.thread", "event_id": "$e"}}, 400, "M_FORBIDDEN"},
 		{"guest registration is 403", "POST", "/_matrix/client/v3/register?kind=guest", "", map[string]any{}, 403, "M_FORBIDDEN"},
 		{"URL previews are 404", "GET", "/_matrix/media/v3/preview_url?url=x", "tok-alice", nil, 404, "M_UNRECOGNIZED"},
 		{"an unknown endpoint is 404", "GET", "/_matrix/client/v3/nope", "tok-alice", nil, 404, "M_UNRECOGNIZED"},

@@ -121,12 +121,19 @@ func clientRoutes() []Route {
 	rs.client("client.join", post, authn, r0v3, "/join/{roomIdOrAlias}")
 	rs.client("client.knock", post, authn, r0v3, "/knock/{roomIdOrAlias}")
 	rs.client("client.rooms.send", put, authn, r0v3, "/rooms/{roomId}/send/{eventType}/{txnId}")
+	// Synapse's idempotent and non-idempotent twins (TransactionRestServlet: POST without, PUT with a
+	// trailing {txnId}). They share the ID of the spec'd endpoint, so the proxy applies the very same checks.
+	rs.client("client.createRoom", put, authn, r0v3, "/createRoom/{txnId}")
+	rs.client("client.join", put, authn, r0v3, "/join/{roomIdOrAlias}/{txnId}")
+	rs.client("client.rooms.send", post, authn, r0v3, "/rooms/{roomId}/send/{eventType}")
+	rs.client("client.rooms.redact", post, authn, r0v3, "/rooms/{roomId}/redact/{eventId}")
 	// The state key may be empty; then the trailing slash is optional (spec: room_state.yaml).
 	rs.client("client.rooms.state", getPut, authn, r0v3, "/rooms/{roomId}/state/{eventType}/{stateKey?}")
 	rs.client("client.rooms.state.all", get, authn, r0v3, "/rooms/{roomId}/state")
 	rs.client("client.rooms.redact", put, authn, r0v3, "/rooms/{roomId}/redact/{eventId}/{txnId}")
 	for _, action := range []string{"invite", "join", "leave", "forget", "kick", "ban", "unban"} {
 		rs.client("client.rooms."+action, post, authn, r0v3, "/rooms/{roomId}/"+action)
+		rs.client("client.rooms."+action, put, authn, r0v3, "/rooms/{roomId}/"+action+"/{txnId}")
 	}
 	rs.client("client.rooms.members", get, authn, r0v3, "/rooms/{roomId}/members")
 	rs.client("client.rooms.joined_members", get, authn, r0v3, "/rooms/{roomId}/joined_members")
