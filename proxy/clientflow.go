@@ -69,6 +69,14 @@ func (p *Proxy) client(w http.ResponseWriter, r *http.Request) (string, error) {
 		return id, p.writeJSON(w, http.StatusOK, p.cfg.Support)
 	}
 
+	// Bodies the proxy does not read stream to the homeserver, bounded all the same: media by the upload
+	// limit, everything else too (key backups can be large, but not unbounded).
+	if r.ContentLength > p.cfg.Limits.MaxUploadBody {
+		return id, refuse(policy.ReasonBodyTooLarge)
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, p.cfg.Limits.MaxUploadBody)
+	}
 	if inspectsBody(id) {
 		if cr.body, err = readJSONBody(r, p.cfg.Limits.MaxJSONBody); err != nil {
 			return id, err
