@@ -260,6 +260,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 		if s.tls != nil {
 			ln = tls.NewListener(ln, s.tls)
 		}
+		if s.name == "client" || s.name == "federation" {
+			// After TLS, so the guard reads plaintext: requests with more than one framing never reach
+			// net/http (framing.go).
+			ln = wrapListener(ln)
+		}
 		srv := &http.Server{
 			Handler:           s.h,
 			ReadHeaderTimeout: 10 * time.Second,
