@@ -65,12 +65,12 @@ var (
 type scanState uint8
 
 const (
-	stHeader     scanState = iota // collecting a header block
-	stBody                        // remain bytes of a Content-Length body
-	stChunkSize                   // collecting a chunk-size line
-	stChunkData                   // remain bytes of chunk data
-	stChunkCRLF                   // the CRLF after chunk data; crlf bytes of it seen
-	stLastCRLF                    // the CRLF that ends a chunked body (no trailers); crlf bytes seen
+	stHeader    scanState = iota // collecting a header block
+	stBody                       // remain bytes of a Content-Length body
+	stChunkSize                  // collecting a chunk-size line
+	stChunkData                  // remain bytes of chunk data
+	stChunkCRLF                  // the CRLF after chunk data; crlf bytes of it seen
+	stLastCRLF                   // the CRLF that ends a chunked body (no trailers); crlf bytes seen
 )
 
 // framingScanner follows the requests on one connection. It withholds each header block until it is
@@ -430,7 +430,7 @@ func (l framingListener) Accept() (net.Conn, error) {
 // framingConn hands net/http only what the scanner released.
 type framingConn struct {
 	net.Conn
-	sc   framingScanner
+	sc     framingScanner
 	in     []byte // read buffer
 	outBuf []byte // backing array of out, reused
 	out    []byte // released bytes not yet read
