@@ -347,6 +347,11 @@ func (e *Engine) Eval(ctx context.Context, in *Input) (dec Decision, err error) 
 	if in == nil {
 		return policyError(st.revision), errors.New("policy: nil input")
 	}
+	// OPA notices cancellation asynchronously and a short evaluation may finish regardless; a caller that
+	// has given up gets the same answer every time.
+	if err := ctx.Err(); err != nil {
+		return policyError(st.revision), fmt.Errorf("policy: %w", err)
+	}
 	var key cacheKey
 	cacheable := false
 	if st.cache != nil {

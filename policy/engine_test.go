@@ -741,3 +741,24 @@ func TestTransportQueryAgrees(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryActionIsKnownToTheRego keeps AllActions and decision.rego's known_action in step: a known action
+// never yields policy_error, an unknown one always does.
+func TestEveryActionIsKnownToTheRego(t *testing.T) {
+	e := newTestEngine(t, testConfig("pro"))
+	for _, a := range AllActions {
+		d, err := e.Eval(context.Background(), &Input{Action: a, Origin: "pro.example", Actor: alice})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(d.Reasons, ReasonPolicyError) {
+			t.Errorf("action %q is unknown to decision.rego: %+v", a, d)
+		}
+	}
+	for _, a := range []Action{"", "federation_inbund", "Invite"} {
+		d, _ := e.Eval(context.Background(), &Input{Action: a, Origin: "other.example"})
+		if d.Allow || !slices.Contains(d.Reasons, ReasonPolicyError) {
+			t.Errorf("unknown action %q was not denied with policy_error: %+v", a, d)
+		}
+	}
+}

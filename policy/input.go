@@ -64,6 +64,14 @@ const (
 	ActionJoin Action = "join"
 )
 
+// AllActions lists every action in a stable order. decision.rego knows exactly these; any other action is
+// denied with policy_error (tests iterate this list to keep both in step).
+var AllActions = []Action{
+	ActionFederationInbound, ActionFederationOutbound, ActionRoomCreate, ActionInvite, ActionFederationInvite,
+	ActionRoomUpgrade, ActionStateEvent, ActionSendEvent, ActionRedact, ActionMediaRemote, ActionProfile,
+	ActionPublicRooms, ActionUserDirectory, ActionPresence, ActionRegister, ActionJoin,
+}
+
 // User is a Matrix user as the policy sees it. Whether the user's domain is federated or insured is derived
 // in Rego from the federation data, never passed in.
 type User struct {

@@ -30,6 +30,15 @@ reasons contains reason if {
 	some reason in data.tim.epa.deny
 }
 
+# An action no module knows is a bug in the caller. Silence would allow it; deny instead.
+reasons contains "policy_error" if not known_action
+
+known_action if input.action in {
+	"federation_inbound", "federation_outbound", "room_create", "invite", "federation_invite", "room_upgrade",
+	"state_event", "send_event", "redact", "media_remote", "profile", "public_rooms", "user_directory", "presence",
+	"register", "join",
+}
+
 # Operator modules (package tim.operator.<name>) add reasons through their own deny set.
 reasons contains reason if {
 	some reason in data.tim.operator[_].deny

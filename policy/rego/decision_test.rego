@@ -58,3 +58,11 @@ test_stale_list_denies_federation if {
 	d.allow == false
 	d.reasons == {"federation_list_stale"}
 }
+
+test_unknown_action_is_a_policy_error if {
+	d := eval({"action": "federation_inbund", "origin": "other.example"}, fx.pro)
+	d.allow == false
+	d.reasons == {"policy_error"}
+	e := eval({"origin": "other.example"}, fx.pro)
+	e.reasons == {"policy_error"}
+}
