@@ -86,11 +86,11 @@ func WriteProxyFixture(dir, serverName, homeserverURL string) (*ProxyFixture, er
 	f.Registration = filepath.Join(dir, "appservice.yaml")
 	f.DecisionLog = filepath.Join(dir, "decisions.jsonl")
 	files := map[string][]byte{
-		"appservice.yaml":      regYAML,
-		"trust/komp-ca.pem":    komp.Cert.EncodePEM(),
-		"proxy-ca.pem":         caPEM,
-		"proxy-ca.key":         caKey,
-		"federation-list.jws":  jws,
+		"appservice.yaml":     regYAML,
+		"trust/komp-ca.pem":   komp.Cert.EncodePEM(),
+		"proxy-ca.pem":        caPEM,
+		"proxy-ca.key":        caKey,
+		"federation-list.jws": jws,
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "flist-cache"), 0o755); err != nil {
 		return nil, fmt.Errorf("bench fixture: %w", err)
