@@ -52,6 +52,13 @@ func (p *Proxy) federation(w http.ResponseWriter, r *http.Request) (string, erro
 	switch {
 	case id == "wellknown.server":
 		return id, p.writeJSON(w, http.StatusOK, map[string]string{"m.server": p.delegatedServer()})
+	case id == "federation.legacy_media.download" || id == "federation.legacy_media.thumbnail":
+		// Only our own media; anything else would make our homeserver fetch from a third server.
+		if !strings.EqualFold(m.Params["serverName"], p.cfg.ServerName) {
+			return id, refuse(policy.ReasonEndpointUnknown)
+		}
+		_, err := p.forwardUpstream(w, r, nil, false)
+		return id, err
 	case m.Route.Flags.Has(route.Unauthenticated):
 		_, err := p.forwardUpstream(w, r, nil, false)
 		return id, err

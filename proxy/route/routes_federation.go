@@ -63,6 +63,15 @@ func federationRoutes() []Route {
 	fed("federation.media.download", get, authn|Streams, "v1", "/media/download/{mediaId}")
 	fed("federation.media.thumbnail", get, authn|Streams, "v1", "/media/thumbnail/{mediaId}")
 
+	// Legacy media as remote servers fetched it before Matrix v1.11 (and Synapse still does for deprecated
+	// unauthenticated downloads, A_26263): the client media paths, without X-Matrix, ?allow_remote=false.
+	// The proxy serves only its own server's media here.
+	for _, p := range []string{"/_matrix/media/r0", "/_matrix/media/v3"} {
+		rs.add("federation.legacy_media.download", Media, get, public|Streams|Deprecated, p+"/download/{serverName}/{mediaId}")
+		rs.add("federation.legacy_media.download", Media, get, public|Streams|Deprecated, p+"/download/{serverName}/{mediaId}/{fileName}")
+		rs.add("federation.legacy_media.thumbnail", Media, get, public|Streams|Deprecated, p+"/thumbnail/{serverName}/{mediaId}")
+	}
+
 	// Server keys (A_26224, A_26244): answered both ways; the {keyId} variants, gone from the spec but
 	// still served by Synapse, inbound only.
 	rs.add("key.server", Key, get, public, "/_matrix/key/v2/server")
