@@ -548,3 +548,20 @@ func TestFailClosed(t *testing.T) {
 		t.Errorf("Ready: %v", err)
 	}
 }
+
+// /logout/all drops every cached token of the user, resolved before the homeserver invalidates them.
+func TestTokenCacheDroppedOnLogoutAll(t *testing.T) {
+	env := newTestEnv(t, "pro")
+	env.up.AddUser("tok-a1", "@alice:hs1.tim.test")
+	env.up.AddUser("tok-a2", "@alice:hs1.tim.test")
+	for _, tok := range []string{"tok-a1", "tok-a2"} {
+		env.do(t, "PUT", "/_matrix/client/v3/presence/@alice:hs1.tim.test/status", tok, map[string]any{"presence": "online"})
+	}
+	if n := env.p.tokens.len(); n != 2 {
+		t.Fatalf("%d cached tokens, want 2", n)
+	}
+	env.do(t, "POST", "/_matrix/client/v3/logout/all", "tok-a1", map[string]any{})
+	if n := env.p.tokens.len(); n != 0 {
+		t.Fatalf("%d cached tokens after /logout/all, want 0", n)
+	}
+}
