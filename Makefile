@@ -30,11 +30,13 @@ lint:
 test-unit:
 	@scripts/postgres.sh
 	@scripts/synapse.sh >/dev/null
+	@scripts/node.sh >/dev/null
 	$(GO) test -race -count=1 $(PKGS)
 
 ## test-e2e: only the end-to-end suite (two Synapse homeservers, each behind its own proxy).
 test-e2e:
 	@scripts/synapse.sh >/dev/null
+	@scripts/node.sh >/dev/null
 	$(GO) test -race -count=1 -v ./proxy/e2e/...
 
 ## demo: build and run the stack as far as it exists (DEMO_EXIT=1 exits after the walkthrough).
