@@ -762,3 +762,43 @@ func TestEveryActionIsKnownToTheRego(t *testing.T) {
 		}
 	}
 }
+
+// TestDecisionFromResultFailsClosed: anything but a well-formed {allow, reasons, obligations} is an error, and
+// a reason always denies.
+func TestDecisionFromResultFailsClosed(t *testing.T) {
+	rs := func(b rego.Vars) rego.ResultSet { return rego.ResultSet{{Bindings: b}} }
+	good := func() rego.Vars {
+		return rego.Vars{"allow": true, "reasons": []any{}, "obligations": map[string]any{}}
+	}
+	with := func(k string, v any) rego.ResultSet { b := good(); b[k] = v; return rs(b) }
+	errCases := map[string]rego.ResultSet{
+		"an undefined decision":           nil,
+		"allow that is no boolean":        with("allow", "yes"),
+		"reasons that are no set":         with("reasons", "x"),
+		"a reason that is no string":      with("reasons", []any{1}),
+		"obligations that are no object":  with("obligations", []any{}),
+		"an unknown obligation":           with("obligations", map[string]any{"rewrite_everything": true}),
+		"an obligation of the wrong type": with("obligations", map[string]any{"room_version": 10}),
+	}
+	for name, r := range errCases {
+		t.Run(name+" is an error", func(t *testing.T) {
+			if d, err := decisionFromResult(r, false); err == nil {
+				t.Errorf("no error, decision %+v", d)
+			}
+		})
+	}
+	t.Run("allow with a reason is a deny", func(t *testing.T) {
+		d, err := decisionFromResult(with("reasons", []any{"b_reason", "a_reason"}), false)
+		if err != nil || d.Allow || !slices.Equal(d.Reasons, []Reason{"a_reason", "b_reason"}) {
+			t.Errorf("%+v, %v", d, err)
+		}
+	})
+	t.Run("every obligation is read", func(t *testing.T) {
+		d, err := decisionFromResult(with("obligations", map[string]any{"room_version": "10", "history_visibility": "invited",
+			"force_federate_false": true, "empty_result": true}), false)
+		want := Obligations{RoomVersion: "10", HistoryVisibility: "invited", ForceFederateFalse: true, EmptyResult: true}
+		if err != nil || !d.Allow || d.Obligations != want {
+			t.Errorf("%+v, %v", d, err)
+		}
+	})
+}
