@@ -194,8 +194,33 @@ func (p *Proxy) forwardClient(w http.ResponseWriter, cr *clientRequest) error {
 		if cr.r.Method == http.MethodPut && isPermissionConfigType(cr.match.Params["type"]) {
 			p.perms.Invalidate(cr.match.Params["userId"])
 		}
+	case "client.join", "client.rooms.join":
+		p.indexJoinedRoom(cr)
 	}
 	return nil
+}
+
+// indexJoinedRoom reads the state of a room a local user just joined into the room index unless the index
+// has followed the room since its creation. The homeserver's application-service transactions carry only
+// new events, so a room joined mid-life — a practice's room an insured user was invited to — would lack its
+// earlier members, and the ePA profile rule would never see the shared room. Joins by alias are not
+// resolved here. The join itself has succeeded; a failed read is only logged.
+func (p *Proxy) indexJoinedRoom(cr *clientRequest) {
+	roomID := cr.match.Params["roomId"]
+	if roomID == "" {
+		roomID = cr.match.Params["roomIdOrAlias"]
+	}
+	if p.rooms == nil || cr.userID == "" || !strings.HasPrefix(roomID, "!") {
+		return
+	}
+	if f, ok := p.rooms.Room(roomID); ok && f.FromCreate {
+		return
+	}
+	ctx, cancel := context.WithTimeout(cr.r.Context(), p.cfg.Homeserver.Timeout)
+	defer cancel()
+	if _, err := p.rooms.Backfill(ctx, roomID, cr.userID); err != nil {
+		p.log.Warn("room index: reading a joined room's state failed", "room_id", roomID, "err", err)
+	}
 }
 
 // forwardUpstream proxies r to the homeserver; body replaces r.Body when the proxy read it. It returns the
