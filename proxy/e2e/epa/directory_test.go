@@ -2,6 +2,7 @@ package epa
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,31 +39,34 @@ func localpart(userID string) string {
 }
 
 // A_26375 (UCs_ePA 06X_9): insured users cannot find each other in the user directory — not even users
-// they share a room with. The proxy answers the search itself with an empty result; the homeserver is never
-// asked (its access log has no search of the user). The twin: the practice's Pro user, who shares the same
-// room, finds the insured user through the practice's homeserver.
+// they share a room with. The proxy answers the search itself with an empty result; kk1's homeserver is
+// never asked (its access log has no search by the user), although asked directly it would have found the
+// other insured user. The twin: on the practice's server the same search passes the proxy and finds the
+// colleague sharing the room.
 func TestA26375UserDirectoryFindsNobody(t *testing.T) {
 	ctx := ctxT(t)
-	pro, a, b := newUser(t, prax, "doc"), newUser(t, kk1, "anna"), newUser(t, kk1, "bert")
+	pro, colleague := newUser(t, prax, "doc"), newUser(t, prax, "colleague")
+	a, b := newUser(t, kk1, "anna"), newUser(t, kk1, "bert")
 	roomID, err := pro.CreateRoom(ctx, privateRoom())
 	must(t, err)
+	invitedAndJoined(t, pro, colleague, roomID)
 	invitedAndJoined(t, pro, a, roomID)
 	invitedAndJoined(t, pro, b, roomID)
 
-	// The twin first: once the practice's directory lists anna, she is findable by those who may find her.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		found := false
-		for _, id := range searchResults(t, pro, localpart(a.ID)) {
-			found = found || id == a.ID
+	finds := func(searcher func() []string, want string) bool {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if slices.Contains(searcher(), want) {
+				return true
+			}
+			if time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
-		if found {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the Pro user never found %s in the user directory", a.ID)
-		}
-		time.Sleep(500 * time.Millisecond)
+	}
+	if !finds(func() []string { return searchResults(t, pro, localpart(colleague.ID)) }, colleague.ID) {
+		t.Fatalf("the Pro user never found %s in the user directory", colleague.ID)
 	}
 	if !homeserverSaw(t, pro, "/user_directory/search") {
 		t.Fatal("the Pro user's search never reached the practice's homeserver")
@@ -75,6 +79,11 @@ func TestA26375UserDirectoryFindsNobody(t *testing.T) {
 	}
 	if homeserverSaw(t, b, "/user_directory/search") {
 		t.Fatal("the insured user's search reached kk1's homeserver")
+	}
+	// Asked directly, kk1's homeserver would have answered: the empty result is the proxy's.
+	bypass := &user{Client: direct(b), ID: b.ID, Node: b.Node}
+	if !finds(func() []string { return searchResults(t, bypass, localpart(a.ID)) }, a.ID) {
+		t.Fatalf("kk1's homeserver itself never found %s for %s", a.ID, b.ID)
 	}
 }
 
