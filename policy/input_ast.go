@@ -124,8 +124,37 @@ func stringArray(s []string) ast.Value {
 type objBuilder [][2]*ast.Term
 
 func (b *objBuilder) put(k string, v ast.Value) {
-	*b = append(*b, [2]*ast.Term{ast.StringTerm(k), ast.NewTerm(v)})
+	b.putTerm(k, ast.NewTerm(v))
 }
+
+func (b *objBuilder) putTerm(k string, v *ast.Term) {
+	if *b == nil {
+		*b = make(objBuilder, 0, 8)
+	}
+	kt, ok := inputKeys[k]
+	if !ok {
+		kt = ast.StringTerm(k)
+	}
+	*b = append(*b, [2]*ast.Term{kt, v})
+}
+
+// inputKeys are the member names of Input's JSON form as shared terms: every evaluation needs them, and
+// OPA never modifies input terms, so they are built once instead of twice per member per decision. Read-only
+// after package initialisation.
+var inputKeys = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, k := range []string{
+		"action", "origin", "destination", "actor", "target", "permission_config", "room", "event", "request", "peer",
+		"user_id", "domain", "local", "admin", "defaultSetting", "userExceptions", "serverExceptions",
+		"groupExceptions", "room_id", "version", "type", "preset", "visibility", "join_rule", "history_visibility",
+		"encrypted", "federate", "invite_count", "state_event_type", "creator_domain", "invited", "rel_type", "key",
+		"key_is_single_emoji", "age_ms", "method", "surface", "media_server", "status_msg_length", "register_kind",
+		"shares_room", "authenticated", "organization_types",
+	} {
+		m[k] = ast.StringTerm(k)
+	}
+	return m
+}()
 
 func (b *objBuilder) str(k, v string, omit bool) {
 	if omit && v == "" {
@@ -138,7 +167,7 @@ func (b *objBuilder) boolean(k string, v, omit bool) {
 	if omit && !v {
 		return
 	}
-	b.put(k, ast.Boolean(v))
+	b.putTerm(k, ast.InternedTerm(v))
 }
 
 func (b *objBuilder) num(k string, v int64, omit bool) {
