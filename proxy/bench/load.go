@@ -113,6 +113,7 @@ func Run(ctx context.Context, l Load) (*Result, error) {
 	raw := l.Request.encode(l.Addr)
 	ctx, cancel := context.WithTimeout(ctx, l.Duration)
 	defer cancel()
+	stopAt, _ := ctx.Deadline()
 	start := time.Now()
 	end := start.Add(l.Duration)
 	type part struct {
@@ -165,8 +166,10 @@ func Run(ctx context.Context, l Load) (*Result, error) {
 					t0 = time.Now()
 				}
 				status, err := c.do(ctx, raw)
-				if err != nil && ctx.Err() != nil && time.Now().After(end.Add(-time.Millisecond)) {
-					return // cut off by the end of the run, not a server failure
+				if err != nil && (ctx.Err() != nil || !time.Now().Before(stopAt)) {
+					// Cut off by the end of the run (a dial fails at the deadline slightly before the
+					// context says so), not a server failure.
+					return
 				}
 				lat := time.Since(t0)
 				if c.dialed {
