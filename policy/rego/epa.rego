@@ -2,7 +2,9 @@
 # invite each other.
 package tim.epa
 
-import data.tim.config
+# Rules compare data.tim.settings.variant and input fields with constants directly, so that OPA's rule index
+# skips every rule that cannot apply (config.epa, a rule reference, would be evaluated for each).
+
 import data.tim.federation
 import data.tim.invite
 import data.tim.room
@@ -16,33 +18,49 @@ deny contains "epa_insured_to_insured" if {
 }
 
 deny contains "epa_public_room" if {
-	config.epa
+	data.tim.settings.variant == "epa"
 	input.action == "room_create"
 	room.public
 }
 
 # knock_restricted is a knock as well; fail closed on it.
 deny contains "epa_join_rule_public_or_knock" if {
-	config.epa
-	sets_join_rule
-	input.room.join_rule in {"public", "knock", "knock_restricted"}
+	data.tim.settings.variant == "epa"
+	input.action == "room_create"
+	input.room.join_rule in open_join_rules
+}
+
+deny contains "epa_join_rule_public_or_knock" if {
+	data.tim.settings.variant == "epa"
+	input.action == "state_event"
+	input.room.state_event_type == "m.room.join_rules"
+	input.room.join_rule in open_join_rules
+}
+
+open_join_rules := {"public", "knock", "knock_restricted"}
+
+deny contains "epa_world_readable" if {
+	data.tim.settings.variant == "epa"
+	input.action == "room_create"
+	input.room.history_visibility == "world_readable"
 }
 
 deny contains "epa_world_readable" if {
-	config.epa
-	sets_history_visibility
+	data.tim.settings.variant == "epa"
+	input.action == "state_event"
+	input.room.state_event_type == "m.room.history_visibility"
 	input.room.history_visibility == "world_readable"
 }
 
 # A_28587
 deny contains "epa_public_rooms_directory" if {
-	config.epa
+	data.tim.settings.variant == "epa"
 	input.action == "public_rooms"
 	not room.federation_surface
 }
 
 deny contains "epa_profile_no_shared_room" if {
-	config.epa
+	data.tim.settings.variant == "epa"
 	input.action == "profile"
 	not input.request.shares_room
 	not own_profile
@@ -50,22 +68,8 @@ deny contains "epa_profile_no_shared_room" if {
 
 # A_26375: the user directory answers, but finds nobody.
 obligations["empty_result"] if {
-	config.epa
+	data.tim.settings.variant == "epa"
 	input.action == "user_directory"
 }
 
 own_profile if input.actor.user_id == input.target.user_id
-
-sets_join_rule if input.action == "room_create"
-
-sets_join_rule if {
-	input.action == "state_event"
-	input.room.state_event_type == "m.room.join_rules"
-}
-
-sets_history_visibility if input.action == "room_create"
-
-sets_history_visibility if {
-	input.action == "state_event"
-	input.room.state_event_type == "m.room.history_visibility"
-}

@@ -57,7 +57,7 @@ deny contains "private_room_unencrypted" if {
 
 # A_26515-01: Pro public rooms stay local.
 obligations["force_federate_false"] if {
-	config.pro
+	data.tim.settings.variant == "pro"
 	input.action == "room_create"
 	public
 	not input.room.federate == false
@@ -65,7 +65,7 @@ obligations["force_federate_false"] if {
 
 # A_28271: no making a Pro room public after creation.
 deny contains "pro_join_rule_public" if {
-	config.pro
+	data.tim.settings.variant == "pro"
 	input.action == "state_event"
 	input.room.state_event_type == "m.room.join_rules"
 	input.room.join_rule == "public"
