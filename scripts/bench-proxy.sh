@@ -17,6 +17,7 @@
 #   LONGPOLLS         idle long-polls to hold (default 10000; capped by the descriptor limit)
 #   SYNAPSE=0         skip the Synapse part
 #   BENCHTIME         -benchtime of the Go benchmarks (default 1s)
+#   TIMSTACK_ENV      extra environment for the timstack proxy processes only, e.g. "GOMEMLIMIT=200MiB"
 #   BENCH_WAIT_LOAD   if set (e.g. 1.5), wait until the 1-minute load average is at most this, checking every
 #                     60 s for up to BENCH_WAIT_MAX seconds (default 1200): the machine may be shared
 set -euo pipefail
@@ -81,7 +82,7 @@ synapse_flag=true
 log "load runs"
 "$out/benchproxy" run --timstack "$out/timstack" --duration "$duration" --warmup "$warmup" --longpolls "$longpolls" \
 	--synapse="$synapse_flag" --gobench "$out/policy-bench.txt,$out/proxy-bench.txt" \
-	--json "$out/report.json" --workdir "$out/run" | tee "$out/report.md"
+	--timstack-env "${TIMSTACK_ENV:-}" --json "$out/report.json" --workdir "$out/run" | tee "$out/report.md"
 # The decision logs of the runs hold a line per decided request; keep the configs and process logs only.
 rm -f "$out"/run/*/decisions.jsonl
 log "report: $out/report.md (JSON: $out/report.json, process logs: $out/run)"

@@ -26,6 +26,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -58,6 +60,10 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// synapseRounds is how often direct and proxied runs alternate in front of Synapse: its throughput drifts
+// (caches, background work, the shared machine), and alternating spreads the drift over both sides.
+const synapseRounds = 3
 
 const (
 	benchServer = "bench.tim.test"
@@ -181,13 +187,17 @@ func startSelf(ctx context.Context, logDir, name string, args ...string) (*child
 }
 
 // startTimstack starts `timstack proxy --config` and waits until /readyz answers 200.
-func startTimstack(ctx context.Context, bin, logDir, name string, fx *bench.ProxyFixture) (*child, error) {
+func startTimstack(ctx context.Context, o options, name string, fx *bench.ProxyFixture) (*child, error) {
+	bin, logDir := o.timstack, o.workdir
 	logf, err := os.Create(filepath.Join(logDir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "proxy", "--config", fx.ConfigFile)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if o.tsEnv != "" {
+		cmd.Env = append(os.Environ(), strings.Fields(o.tsEnv)...)
+	}
 	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -264,20 +274,19 @@ type LongPoll struct {
 
 // Report is everything a run measured (written as JSON with --json).
 type Report struct {
-	Started     time.Time         `json:"started"`
-	GoVersion   string            `json:"go_version"`
-	CPUs        int               `json:"cpus"`
-	FDLimit     uint64            `json:"fd_limit"`
-	LoadStart   float64           `json:"loadavg1_start"`
-	LoadEnd     float64           `json:"loadavg1_end"`
-	Trivial     []Measurement     `json:"trivial"`
-	Synapse     []Measurement     `json:"synapse"`
-	SynapseNote string            `json:"synapse_note,omitempty"`
-	LongPolls   []LongPoll        `json:"long_polls"`
-	LongNote    string            `json:"long_poll_note,omitempty"`
-	GoBench     []bench.GoBench   `json:"go_bench"`
-	Notes       []string          `json:"notes"`
-	Extra       map[string]string `json:"extra,omitempty"`
+	Started     time.Time       `json:"started"`
+	GoVersion   string          `json:"go_version"`
+	CPUs        int             `json:"cpus"`
+	FDLimit     uint64          `json:"fd_limit"`
+	LoadStart   float64         `json:"loadavg1_start"`
+	LoadEnd     float64         `json:"loadavg1_end"`
+	Trivial     []Measurement   `json:"trivial"`
+	Synapse     []Measurement   `json:"synapse"`
+	SynapseNote string          `json:"synapse_note,omitempty"`
+	LongPolls   []LongPoll      `json:"long_polls"`
+	LongNote    string          `json:"long_poll_note,omitempty"`
+	GoBench     []bench.GoBench `json:"go_bench"`
+	TimstackEnv string          `json:"timstack_env,omitempty"`
 }
 
 type options struct {
@@ -291,6 +300,9 @@ type options struct {
 	gobench   string
 	jsonOut   string
 	workdir   string
+	// tsEnv is extra environment for the timstack processes only (e.g. GOMEMLIMIT), so a tuning experiment
+	// does not also change the load generator and the baseline.
+	tsEnv string
 }
 
 func runAll(ctx context.Context, args []string) error {
@@ -306,6 +318,7 @@ func runAll(ctx context.Context, args []string) error {
 	fs.StringVar(&o.gobench, "gobench", "", "comma-separated files of `go test -bench` output to include")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the report as JSON to this file")
 	fs.StringVar(&o.workdir, "workdir", "", "folder for configs and logs (default: a new temporary folder)")
+	fs.StringVar(&o.tsEnv, "timstack-env", "", "space-separated KEY=VALUE pairs for the timstack proxy processes only (e.g. GOMEMLIMIT=200MiB)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -319,7 +332,12 @@ func runAll(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(o.workdir, 0o755); err != nil {
 		return err
 	}
-	rep := &Report{Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU()}
+	abs, err := filepath.Abs(o.workdir)
+	if err != nil {
+		return err
+	}
+	o.workdir = abs
+	rep := &Report{Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), TimstackEnv: o.tsEnv}
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
 		rep.FDLimit = rl.Max
@@ -356,7 +374,7 @@ func runAll(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ts, err := startTimstack(ctx, o.timstack, o.workdir, "timstack-trivial", fx)
+	ts, err := startTimstack(ctx, o, "timstack-trivial", fx)
 	if err != nil {
 		return err
 	}
@@ -590,7 +608,7 @@ func synapseScenario(ctx context.Context, o options, rep *Report) error {
 		return fmt.Errorf("starting Synapse: %w", err)
 	}
 	defer func() { _ = hs.Stop() }()
-	ts, err := startTimstack(ctx, o.timstack, o.workdir, "timstack-synapse", fx)
+	ts, err := startTimstack(ctx, o, "timstack-synapse", fx)
 	if err != nil {
 		return err
 	}
@@ -613,7 +631,7 @@ func synapseScenario(ctx context.Context, o options, rep *Report) error {
 		{"decided GET profile/{self}", bench.Request{Method: http.MethodGet, Target: "/_matrix/client/v3/profile/" + userID, Header: authHeader(token)}},
 	}
 	for _, k := range kinds {
-		for range 2 {
+		for range synapseRounds {
 			for _, t := range []target{direct, proxied} {
 				if t.pid == 0 {
 					t.pid = os.Getpid() // unknown Synapse pid: the CPU columns are meaningless, the rest is not
@@ -632,20 +650,29 @@ func synapseScenario(ctx context.Context, o options, rep *Report) error {
 	return nil
 }
 
-// synapsePID reads the pid file the synapse package configures (pid_file in the data folder).
+// synapsePID finds the Synapse process serving dataDir: the one whose command line names the
+// homeserver.yaml in it (Synapse writes its pid_file only when it daemonises).
 func synapsePID(dataDir string) (int, error) {
-	matches, _ := filepath.Glob(filepath.Join(dataDir, "*.pid"))
-	for _, m := range matches {
-		b, err := os.ReadFile(m)
+	cfg := filepath.Join(dataDir, "homeserver.yaml")
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		var pid int
-		if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d", &pid); err == nil && pid > 0 {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if slices.Contains(args, cfg) && slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, "synapse.app.homeserver") }) {
 			return pid, nil
 		}
 	}
-	return 0, fmt.Errorf("no Synapse pid file in %s", dataDir)
+	return 0, fmt.Errorf("no Synapse process with %s on its command line", cfg)
 }
 
 // printReport writes the tables quoted in issue notes.
@@ -656,13 +683,16 @@ func printReport(w io.Writer, rep *Report) {
 	fmt.Fprintln(w, "each separate, all on the same cores. closed = max throughput with N keep-alive connections; open = fixed")
 	fmt.Fprintln(w, "rate (half the timstack maximum), latency from each request's intended start. proc = the target process")
 	fmt.Fprintln(w, "(direct: the upstream itself).")
+	if rep.TimstackEnv != "" {
+		fmt.Fprintf(w, "The timstack proxy processes ran with %s.\n", rep.TimstackEnv)
+	}
 	fmt.Fprintln(w)
 	table(w, rep.Trivial)
 	fmt.Fprintln(w)
 	added(w, rep.Trivial)
 	if len(rep.Synapse) > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "### In front of Synapse (closed loop, two alternating rounds each)")
+		fmt.Fprintln(w, "### In front of Synapse (closed loop, alternating rounds; loss and added latency are means over the rounds)")
 		fmt.Fprintln(w)
 		table(w, rep.Synapse)
 		fmt.Fprintln(w)
@@ -802,8 +832,8 @@ func synapseLoss(w io.Writer, ms []Measurement) {
 			continue
 		}
 		loss := 1 - p.rps/d.rps
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f%% %s\t%+.3f / %+.3f\n", r, d.rps/2, p.rps/2, 100*loss, verdict(true, loss < 0.05),
-			(p.p50-d.p50)/2, (p.p99-d.p99)/2)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f%% %s\t%+.3f / %+.3f\n", r, d.rps/synapseRounds, p.rps/synapseRounds, 100*loss,
+			verdict(true, loss < 0.05), (p.p50-d.p50)/synapseRounds, (p.p99-d.p99)/synapseRounds)
 	}
 	tw.Flush()
 }
