@@ -44,6 +44,7 @@ func localpart(userID string) string {
 // other insured user. The twin: on the practice's server the same search passes the proxy and finds the
 // colleague sharing the room.
 func TestA26375UserDirectoryFindsNobody(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	pro, colleague := newUser(t, prax, "doc"), newUser(t, prax, "colleague")
 	a, b := newUser(t, kk1, "anna"), newUser(t, kk1, "bert")
@@ -92,6 +93,7 @@ func TestA26375UserDirectoryFindsNobody(t *testing.T) {
 // the Pro user's room is shared, the same lookup is answered: the proxy's room index fills from the
 // homeserver's application-service transactions, so the test allows it a few seconds.
 func TestEPAProfileNeedsSharedRoom(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	pro, insured, neighbour := newUser(t, prax, "doc"), newUser(t, kk1, "insured"), newUser(t, kk1, "neighbour")
 
@@ -99,7 +101,12 @@ func TestEPAProfileNeedsSharedRoom(t *testing.T) {
 		_, err := insured.Profile(ctx, target.ID)
 		wantErr(t, err, http.StatusForbidden, "M_FORBIDDEN")
 		wantDenied(t, node(t, kk1), "client", policy.ActionProfile, insured.ID, target.ID, policy.ReasonEPAProfileNoSharedRoom)
-		// The homeserver would have answered: the refusal is the proxy's.
+	}
+	if homeserverSaw(t, insured, "/profile/") {
+		t.Fatal("a refused profile lookup reached kk1's homeserver")
+	}
+	for _, target := range []*user{pro, neighbour} {
+		// Asked directly, the homeserver would have answered: the refusal is the proxy's.
 		if _, err := direct(insured).Profile(ctx, target.ID); err != nil {
 			t.Fatalf("direct profile lookup of %s: %v", target.ID, err)
 		}

@@ -36,6 +36,7 @@ var inviteRoutes = []inviteRoute{
 // across servers, by any invite route — 403 M_FORBIDDEN at the inviter's proxy, and the invitee receives
 // nothing. The allowed twin: a Pro user invites the same invitee by the same route and it arrives.
 func TestA25705InsuredCannotInviteInsured(t *testing.T) {
+	t.Parallel()
 	for _, inviteeServer := range []string{kk1, kk2} {
 		for _, rt := range inviteRoutes {
 			t.Run("kk1 → "+inviteeServer+" by "+rt.name+" is refused, a Pro inviter's is not", func(t *testing.T) {
@@ -66,6 +67,7 @@ func TestA25705InsuredCannotInviteInsured(t *testing.T) {
 // UCs_ePA 03_9 second scenario: an insured invitee's allow-list entry ("block all" with the inviter as user
 // exception) does not admit an insured inviter; the same entry does admit the Pro user it names.
 func TestA25705AllowListDoesNotAdmitInsuredInviter(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	insured, invitee, pro := newUser(t, kk1, "insured"), newUser(t, kk1, "invitee"), newUser(t, prax, "doc")
 	setPermissions(t, invitee, typeEPA, map[string]any{"defaultSetting": "block all", "userExceptions": exceptions(insured.ID, pro.ID)})
@@ -94,6 +96,7 @@ func TestA25705AllowListDoesNotAdmitInsuredInviter(t *testing.T) {
 // 403 to the inviter, and kk2's user sees nothing. The twin: the Pro user does the same, also bypassing
 // prax's C-S proxy, and the same invitee gets the invite through kk2's inbound check.
 func TestA25705FederationInviteRefusedAtInviteesProxy(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	insured, invitee, pro := newUser(t, kk1, "insured"), newUser(t, kk2, "invitee"), newUser(t, prax, "doc")
 
@@ -120,6 +123,7 @@ func TestA25705FederationInviteRefusedAtInviteesProxy(t *testing.T) {
 // practice invites one insured user of each insurance into one room; both get the invite, join and talk.
 // Inside that room the insured users still cannot invite further insured users.
 func TestUC0409ProInvitesTwoInsuredIntoOneRoom(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
 	pro, a, b := newUser(t, prax, "doc"), newUser(t, kk1, "anna"), newUser(t, kk2, "bert")
 	roomID, err := pro.CreateRoom(ctx, privateRoom())
@@ -147,6 +151,7 @@ func TestUC0409ProInvitesTwoInsuredIntoOneRoom(t *testing.T) {
 // the Pro user sees nothing) but not Pro inviters; under "block all" it admits insured inviters and nobody
 // else.
 func TestA26390GroupInsuredPerson(t *testing.T) {
+	t.Parallel()
 	group := []any{map[string]any{"groupName": "isInsuredPerson"}}
 	cases := []struct {
 		name                       string
@@ -197,6 +202,7 @@ func TestA26390GroupInsuredPerson(t *testing.T) {
 // federation invite); an allow-list entry or a different mode admits it. An absent configuration reads as
 // the server default.
 func TestEPAPermissionConfig(t *testing.T) {
+	t.Parallel()
 	t.Run("an absent ePA configuration reads as the server default", func(t *testing.T) {
 		t.Parallel()
 		u := newUser(t, kk1, "fresh")

@@ -6,6 +6,7 @@ package epa
 
 import (
 	"context"
+	"flag"
 	"os"
 	"testing"
 	"time"
@@ -24,6 +25,14 @@ const (
 var theStack *stack.Stack
 
 func TestMain(m *testing.M) {
+	// The scenarios wait (for invites that must not arrive, for federation) far more than they compute, so
+	// they run more at once than the core count go test defaults to; an explicit -parallel wins.
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", "6")
+	}
 	os.Exit(stack.Main(m, stack.Options{Nodes: []stack.NodeSpec{
 		{Name: prax, Variant: "pro"},
 		{Name: kk1, Variant: "epa", Insurance: true},

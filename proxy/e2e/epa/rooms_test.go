@@ -15,6 +15,7 @@ var encrypted = map[string]any{"type": "m.room.encryption", "state_key": "", "co
 // join or knock on, a world-readable room, or a private room without encryption — 403 M_FORBIDDEN, and no
 // room comes to be. The allowed twin of each is the same request made TI-M-conformant.
 func TestA26015EPARoomCreation(t *testing.T) {
+	t.Parallel()
 	state := func(typ string, content map[string]any) map[string]any {
 		return map[string]any{"type": typ, "state_key": "", "content": content}
 	}
@@ -64,6 +65,7 @@ func TestA26015EPARoomCreation(t *testing.T) {
 // knock nor make history world-readable — 403 M_FORBIDDEN and the room state stays as it was. Conformant
 // values pass.
 func TestEPARoomStateRules(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name          string
 		evType, field string
@@ -108,6 +110,7 @@ func TestEPARoomStateRules(t *testing.T) {
 // A_28587: the room directory is closed to ePA users, GET and POST (403 M_FORBIDDEN, homeserver not asked);
 // the practice's Pro users may read theirs.
 func TestA28587PublicRoomsForbidden(t *testing.T) {
+	t.Parallel()
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		t.Run(method+" /publicRooms by an insured user is refused, a Pro user's is answered", func(t *testing.T) {
 			t.Parallel()
