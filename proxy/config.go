@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/timstack/timstack/policy"
+	"github.com/timstack/timstack/proxy/dirfacts"
 	"github.com/timstack/timstack/proxy/flist"
 	"github.com/timstack/timstack/proxy/matrix"
 )
@@ -37,6 +38,9 @@ type Config struct {
 	Limits    LimitsConfig    `yaml:"limits"`
 	Log       LogConfig       `yaml:"log"`
 	Discovery DiscoveryConfig `yaml:"discovery"`
+	// DirectoryFacts optionally resolves directory facts (organisation types) of remote domains for operator
+	// policy modules; off unless url is set.
+	DirectoryFacts dirfacts.Config `yaml:"directory_facts"`
 }
 
 // ListenConfig names the four listeners. Client and federation face the network; forward and internal
@@ -260,6 +264,7 @@ func (c *Config) Defaults() {
 		c.FederationList.OCSP = "require"
 	}
 	c.FederationList.Keeper.Defaults()
+	c.DirectoryFacts.Defaults()
 	if c.Permissions.Default.DefaultSetting == "" {
 		c.Permissions.Default.DefaultSetting = "allow all"
 	}
@@ -359,6 +364,11 @@ func (c *Config) Validate() error {
 	}
 	if err := fl.Keeper.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.DirectoryFacts.Enabled() {
+		if err := c.DirectoryFacts.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := c.Policy.Validate(); err != nil {
 		errs = append(errs, err)

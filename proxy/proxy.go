@@ -15,8 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/timstack/timstack/certs"
 	"github.com/timstack/timstack/policy"
 	"github.com/timstack/timstack/proxy/appservice"
+	"github.com/timstack/timstack/proxy/dirfacts"
 	"github.com/timstack/timstack/proxy/flist"
 	"github.com/timstack/timstack/proxy/forward"
 	"github.com/timstack/timstack/proxy/matrix"
@@ -52,6 +54,10 @@ type Proxy struct {
 	discovery *discovery
 	// listFresh mirrors whether the policy currently holds a fresh list.
 	listFresh atomic.Bool
+	// peerList is the verified list the policy holds, for resolving a peer's Telematik-ID.
+	peerList atomic.Pointer[certs.FederationList]
+	// dirfacts resolves directory facts of remote domains for operator modules (nil: off).
+	dirfacts *dirfacts.Resolver
 }
 
 // ctxKey carries per-request values.
@@ -115,7 +121,15 @@ func (p *Proxy) decide(ctx context.Context, surface, routeID string, in *policy.
 		p.onListChange(p.flist.Snapshot())
 	}
 	start := time.Now()
-	dec, err := p.policy.Eval(ctx, in)
+	var dec policy.Decision
+	var err error
+	if ferr := p.peerFacts(ctx, in); ferr != nil && p.dirfacts.Required() {
+		// The operator requires directory facts and the directory cannot give them: fail closed.
+		p.log.Warn("directory facts unavailable; denying", "action", in.Action, "err", ferr)
+		dec = policy.Decision{Reasons: []policy.Reason{policy.ReasonDirectoryUnavailable}, Revision: p.policy.Revision()}
+	} else {
+		dec, err = p.policy.Eval(ctx, in)
+	}
 	p.metrics.policyEval.Observe(time.Since(start).Seconds())
 	ev := &decisionEvent{
 		Time: p.now().UTC(), DecisionID: newID(), Surface: surface, Action: in.Action, Route: routeID,
@@ -158,6 +172,38 @@ func (p *Proxy) decide(ctx context.Context, surface, routeID string, in *policy.
 		return dec, refusalErr.Wrap(err)
 	}
 	return dec, nil
+}
+
+// peerFacts adds the remote domain's directory facts (organisation types) to federation and invite
+// decisions when directory facts are configured. Unlisted domains get none: the built-in rules deny them.
+func (p *Proxy) peerFacts(ctx context.Context, in *policy.Input) error {
+	if p.dirfacts == nil || in.Peer != nil {
+		return nil
+	}
+	var remote string
+	switch in.Action {
+	case policy.ActionFederationInbound, policy.ActionFederationInvite:
+		remote = in.Origin
+	case policy.ActionFederationOutbound:
+		remote = in.Destination
+	case policy.ActionInvite, policy.ActionRoomCreate:
+		if in.Target != nil && !in.Target.Local {
+			remote = in.Target.Domain
+		}
+	}
+	if remote == "" {
+		return nil
+	}
+	d, ok := p.peerList.Load().Lookup(remote)
+	if !ok || d.TelematikID == "" {
+		return nil
+	}
+	types, err := p.dirfacts.OrganizationTypes(ctx, d.TelematikID)
+	if err != nil {
+		return err
+	}
+	in.Peer = &policy.Peer{Domain: remote, OrganizationTypes: types}
+	return nil
 }
 
 // forwardClient sends a client request to the homeserver and post-processes the answers the proxy owns.

@@ -21,6 +21,7 @@ import (
 	"github.com/timstack/timstack/certs"
 	"github.com/timstack/timstack/policy"
 	"github.com/timstack/timstack/proxy/appservice"
+	"github.com/timstack/timstack/proxy/dirfacts"
 	"github.com/timstack/timstack/proxy/flist"
 	"github.com/timstack/timstack/proxy/forward"
 	"github.com/timstack/timstack/proxy/matrix"
@@ -151,6 +152,12 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Proxy, error) {
 	p.discovery = newDiscovery(&http.Client{Transport: p.egress, Timeout: cfg.Forward.Timeout}, p.now)
 	p.keys = matrix.NewKeyRing(p.discovery.fetchKeys, p.now, p.log.With("component", "keyring"))
 
+	if cfg.DirectoryFacts.Enabled() {
+		if p.dirfacts, err = dirfacts.New(cfg.DirectoryFacts, nil, p.log.With("component", "directory_facts"), p.now); err != nil {
+			return nil, fmt.Errorf("directory_facts: %w", err)
+		}
+	}
+
 	// Federation list.
 	src := deps.ListSource
 	if src == nil {
@@ -182,6 +189,7 @@ func (p *Proxy) onListChange(s flist.Snapshot) {
 		}
 	}
 	p.policy.SetFederation(f)
+	p.peerList.Store(s.List)
 	p.listFresh.Store(s.Status == "fresh")
 	if s.Status != "fresh" {
 		p.log.Error("federation blocked: federation list not fresh", "status", s.Status, "reason", s.Reason)
