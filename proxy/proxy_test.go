@@ -514,6 +514,8 @@ func TestFailClosed(t *testing.T) {
 		opt     *envOptions
 		advance time.Duration
 		wantMsg string
+		// readyOK: the proxy is ready (list and policy fine) although this decision fails closed.
+		readyOK bool
 	}{
 		{"no federation list at all denies with federation list unavailable", &envOptions{noList: true, noFetch: true}, 0, "Federation list unavailable"},
 		{"a badly signed list denies with federation list unavailable", &envOptions{list: tampered, noFetch: true}, 0, "Federation list unavailable"},
@@ -523,6 +525,11 @@ func TestFailClosed(t *testing.T) {
 			_ = os.WriteFile(filepath.Join(dir, "broken.rego"), []byte("package tim.operator.broken\ndeny contains x if {"), 0o600)
 			c.Policy.OperatorDir = dir
 		}}, 0, "Policy unavailable"},
+		{"required directory facts with the directory down deny with directory unavailable", &envOptions{config: func(c *Config) {
+			tok := filepath.Join(t.TempDir(), "token")
+			_ = os.WriteFile(tok, []byte("search-token"), 0o600)
+			c.DirectoryFacts.URL, c.DirectoryFacts.TokenFile, c.DirectoryFacts.Required = "http://127.0.0.1:1", tok, true
+		}}, 0, "Directory unavailable", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -533,7 +540,7 @@ func TestFailClosed(t *testing.T) {
 			if status != 403 || body["errcode"] != "M_FORBIDDEN" || body["error"] != tc.wantMsg {
 				t.Fatalf("got %d %v, want 403 M_FORBIDDEN %q", status, body, tc.wantMsg)
 			}
-			if err := env.p.Ready(); err == nil {
+			if err := env.p.Ready(); err == nil && !tc.readyOK {
 				t.Error("Ready() is nil although the proxy cannot decide")
 			}
 		})
