@@ -517,14 +517,14 @@ func TestFailClosed(t *testing.T) {
 		// readyOK: the proxy is ready (list and policy fine) although this decision fails closed.
 		readyOK bool
 	}{
-		{"no federation list at all denies with federation list unavailable", &envOptions{noList: true, noFetch: true}, 0, "Federation list unavailable"},
-		{"a badly signed list denies with federation list unavailable", &envOptions{list: tampered, noFetch: true}, 0, "Federation list unavailable"},
-		{"no verified contact for more than 72 h denies with federation list outdated", &envOptions{now: now}, 73 * time.Hour, "Federation list outdated"},
+		{"no federation list at all denies with federation list unavailable", &envOptions{noList: true, noFetch: true}, 0, "Federation list unavailable", false},
+		{"a badly signed list denies with federation list unavailable", &envOptions{list: tampered, noFetch: true}, 0, "Federation list unavailable", false},
+		{"no verified contact for more than 72 h denies with federation list outdated", &envOptions{now: now}, 73 * time.Hour, "Federation list outdated", false},
 		{"a broken operator policy set denies with policy unavailable", &envOptions{config: func(c *Config) {
 			dir := t.TempDir()
 			_ = os.WriteFile(filepath.Join(dir, "broken.rego"), []byte("package tim.operator.broken\ndeny contains x if {"), 0o600)
 			c.Policy.OperatorDir = dir
-		}}, 0, "Policy unavailable"},
+		}}, 0, "Policy unavailable", false},
 		{"required directory facts with the directory down deny with directory unavailable", &envOptions{config: func(c *Config) {
 			tok := filepath.Join(t.TempDir(), "token")
 			_ = os.WriteFile(tok, []byte("search-token"), 0o600)
