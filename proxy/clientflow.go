@@ -574,6 +574,11 @@ func decodeBody(body []byte, v any) error {
 	if !json.Valid(body) {
 		return refuse(policy.ReasonNotJSON)
 	}
+	// The proxy decides on what encoding/json reads; keys that it folds together could let the homeserver
+	// read another value (jsonkeys.go).
+	if err := checkJSONKeys(body); err != nil {
+		return refuse(policy.ReasonBadJSON).Wrap(err)
+	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return refuse(policy.ReasonBadJSON).Wrap(err)
 	}

@@ -59,6 +59,9 @@ func (p *Proxy) federation(w http.ResponseWriter, r *http.Request) (string, erro
 		}
 		_, err := p.forwardUpstream(w, r, nil, false)
 		return id, err
+	case m.Route.Flags.Has(route.Blocked | route.Unauthenticated):
+		// Blocked routes without X-Matrix (3pid/onbind) have nobody to decide about: refused as unknown.
+		return id, refuse(policy.ReasonEndpointUnknown)
 	case m.Route.Flags.Has(route.Unauthenticated):
 		_, err := p.forwardUpstream(w, r, nil, false)
 		return id, err
@@ -172,7 +175,9 @@ func parseXMatrixHeaders(values []string) (matrix.XMatrix, error) {
 	for _, v := range values {
 		xm, err := matrix.ParseXMatrix(v)
 		if err != nil {
-			if errors.Is(err, matrix.ErrXMatrixMissing) {
+			// The homeserver reads every value starting with "X-Matrix" as X-Matrix ("X-MatrixFoo …"
+			// included) and takes the last origin; such a value must parse here too.
+			if errors.Is(err, matrix.ErrXMatrixMissing) && !hasPrefixFold(strings.TrimLeft(v, " \t"), "X-Matrix") {
 				continue
 			}
 			return matrix.XMatrix{}, refuse(policy.ReasonXMatrixMalformed).Wrap(err)
@@ -181,7 +186,8 @@ func parseXMatrixHeaders(values []string) (matrix.XMatrix, error) {
 			first, found = xm, true
 			continue
 		}
-		if !strings.EqualFold(xm.Origin, first.Origin) || !strings.EqualFold(xm.Destination, first.Destination) {
+		// Exact comparison: server names are case-sensitive, and the homeserver acts on the last value.
+		if xm.Origin != first.Origin || xm.Destination != first.Destination {
 			return matrix.XMatrix{}, refuse(policy.ReasonXMatrixMalformed).Wrap(errors.New("X-Matrix headers disagree"))
 		}
 	}
@@ -189,6 +195,11 @@ func parseXMatrixHeaders(values []string) (matrix.XMatrix, error) {
 		return matrix.XMatrix{}, refuse(policy.ReasonXMatrixMissing)
 	}
 	return first, nil
+}
+
+// hasPrefixFold reports whether s starts with prefix, ignoring ASCII case.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // delegatedServer is what /.well-known/matrix/server announces: our server name on the federation
