@@ -38,7 +38,6 @@ type clientRequest struct {
 	token  string
 	userID string // set by identify for routes with a decision
 	device string
-	ev     *decisionEvent
 }
 
 // serveClient is the client listener's handler.

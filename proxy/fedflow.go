@@ -16,7 +16,6 @@ package proxy
 //  7. forward    — the body goes to the homeserver byte-identical.
 
 import (
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -212,11 +211,4 @@ func (p *Proxy) delegatedServer() string {
 		}
 	}
 	return net.JoinHostPort(matrix.ServerNameHost(p.cfg.ServerName), strconv.Itoa(port))
-}
-
-// jsonString is a tiny helper for reading one string out of raw JSON.
-func jsonString(raw json.RawMessage) string {
-	var s string
-	_ = json.Unmarshal(raw, &s)
-	return s
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // metrics are the proxy's Prometheus series (house-style §8): bounded labels only — route IDs, never raw
@@ -48,6 +49,6 @@ func newMetrics(listAge, listVersion func() float64) *metrics {
 		Name: "timstack_federation_list_version", Help: "Version of the verified federation list in use.",
 	}, listVersion)
 	m.registry.MustRegister(m.requests, m.requestDuration, m.decisions, m.policyEval, m.upstreamDuration,
-		m.upstreamErrors, m.listAge, m.listVersion, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		m.upstreamErrors, m.listAge, m.listVersion, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -64,7 +64,6 @@ type Node struct {
 	done      chan error
 	logFile   *os.File
 	stackDir  string
-	deps      proxy.Deps
 	startMu   sync.Mutex
 }
 
