@@ -13,9 +13,12 @@ package proxy
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"time"
 )
@@ -415,7 +418,9 @@ func asciiEqualFold(b []byte, lower string) bool {
 type framingListener struct{ net.Listener }
 
 // wrapListener puts the framing guard in front of every connection ln accepts. It must see plaintext:
-// wrap a TLS listener, not the TCP listener under it.
+// wrap a TLS listener, not the TCP listener under it. The guard speaks HTTP/1 only: a TLS configuration
+// under it must not offer h2 by ALPN. Serve with ConnContext framingConnContext and a handler wrapped in
+// restoreTLS to keep Request.TLS.
 func wrapListener(ln net.Listener) net.Listener { return framingListener{ln} }
 
 // Accept implements net.Listener.
@@ -482,4 +487,32 @@ func (c *framingConn) refuse(err error, answer bool) {
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, _ = io.WriteString(c.Conn, resp)
 	_ = c.Conn.Close()
+}
+
+// tlsConnKey carries the *tls.Conn under a framingConn in the connection's context.
+type tlsConnKey struct{}
+
+// framingConnContext is http.Server.ConnContext for guarded listeners: net/http only fills Request.TLS
+// for a *tls.Conn it sees itself, which the guard now hides, so the TLS connection is kept for
+// restoreTLS.
+func framingConnContext(ctx context.Context, c net.Conn) context.Context {
+	if fc, ok := c.(*framingConn); ok {
+		if tc, ok := fc.Conn.(*tls.Conn); ok {
+			return context.WithValue(ctx, tlsConnKey{}, tc)
+		}
+	}
+	return ctx
+}
+
+// restoreTLS fills Request.TLS for requests that came through a guarded TLS listener, so that code
+// reading it (X-Forwarded-Proto of the reverse proxy) sees the connection as it is.
+func restoreTLS(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tc, ok := r.Context().Value(tlsConnKey{}).(*tls.Conn); ok && r.TLS == nil {
+			cs := tc.ConnectionState()
+			r = r.WithContext(r.Context())
+			r.TLS = &cs
+		}
+		h.ServeHTTP(w, r)
+	})
 }

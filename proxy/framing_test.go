@@ -3,11 +3,13 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -268,5 +270,31 @@ func BenchmarkFramingScanner(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Behind a TLS listener the guard hides the *tls.Conn from net/http; restoreTLS gives handlers
+// Request.TLS back, so the reverse proxy still says X-Forwarded-Proto https.
+func TestFramingKeepsRequestTLS(t *testing.T) {
+	ts := httptest.NewTLSServer(http.NotFoundHandler())
+	defer ts.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan bool, 1)
+	srv := &http.Server{
+		Handler:     restoreTLS(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen <- r.TLS != nil })),
+		ConnContext: framingConnContext,
+	}
+	go func() { _ = srv.Serve(wrapListener(tls.NewListener(ln, ts.TLS.Clone()))) }()
+	defer srv.Close()
+	resp, err := ts.Client().Get("https://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !<-seen {
+		t.Fatal("the handler saw no TLS state")
 	}
 }

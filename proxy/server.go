@@ -268,13 +268,17 @@ func (p *Proxy) Run(ctx context.Context) error {
 		if s.tls != nil {
 			ln = tls.NewListener(ln, s.tls)
 		}
+		h := s.h
+		var connContext func(context.Context, net.Conn) context.Context
 		if s.name == "client" || s.name == "federation" {
 			// After TLS, so the guard reads plaintext: requests with more than one framing never reach
 			// net/http (framing.go).
 			ln = wrapListener(ln)
+			h, connContext = restoreTLS(h), framingConnContext
 		}
 		srv := &http.Server{
-			Handler:           s.h,
+			Handler:           h,
+			ConnContext:       connContext,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    64 << 10,
