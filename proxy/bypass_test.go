@@ -29,6 +29,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -697,5 +698,57 @@ func TestBypassCorpus(t *testing.T) {
 	t.Logf("bare httputil.ReverseProxy let %d of %d entries through to something forbidden %v", through, len(entries), perClass)
 	if through < 30 {
 		t.Errorf("the bare reverse proxy let only %d entries through, want at least 30: the corpus or the judge is too weak", through)
+	}
+}
+
+// Run puts the framing guard on the client and the federation listener (after TLS): a request with
+// Content-Length and Transfer-Encoding gets the guard's answer on both and reaches nothing.
+func TestRunGuardsClientAndFederationListeners(t *testing.T) {
+	env := newTestEnv(t, "pro")
+	logs := &syncBuffer{}
+	env.p.log = slog.New(slog.NewJSONHandler(logs, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- env.p.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	addrs := map[string]string{}
+	for end := time.Now().Add(10 * time.Second); len(addrs) < 4 && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var l struct{ Msg, Surface, Addr string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening" {
+				addrs[l.Surface] = l.Addr
+			}
+		}
+	}
+	const smuggle = "POST /_matrix/client/v3/logout HTTP/1.1\r\nHost: hs1.tim.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+	for _, surface := range []string{"client", "federation"} {
+		t.Run(surface, func(t *testing.T) {
+			if addrs[surface] == "" {
+				t.Fatalf("no %s listener in the log", surface)
+			}
+			var c net.Conn
+			var err error
+			if surface == "federation" {
+				c, err = tls.Dial("tcp", addrs[surface], &tls.Config{InsecureSkipVerify: true}) // the test CA is not needed to see the answer
+			} else {
+				c, err = net.Dial("tcp", addrs[surface])
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			_, _ = io.WriteString(c, smuggle)
+			got, _ := io.ReadAll(c)
+			if string(got) != ambiguousResponse {
+				t.Fatalf("answer %q, want the guard's 400", got)
+			}
+		})
+	}
+	if reqs := env.up.Requests(); len(reqs) != 0 {
+		t.Fatalf("%d requests reached the upstream", len(reqs))
 	}
 }
