@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -402,13 +403,22 @@ func (s *Stack) Stop() {
 	}
 }
 
+// freePort picks a free port below Linux's ephemeral range (32768–60999). A port from the ephemeral range
+// could be taken by any outgoing connection between this check and the homeserver binding it; below the
+// range only another listener can take it.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for range 200 {
+		var b [2]byte
+		_, _ = rand.Read(b[:])
+		port := 20000 + (int(b[0])<<8|int(b[1]))%12000
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port, nil
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("stack: no free port in 20000-32767")
 }
 
 // User is a freshly registered user, talking to its homeserver through the proxy's client listener.
