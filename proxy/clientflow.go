@@ -423,8 +423,37 @@ func (p *Proxy) profileInput(cr *clientRequest) (*policy.Input, error) {
 		Target: p.user(cr.match.Params["userId"]), Request: &policy.Request{Authenticated: cr.userID != ""}}
 	if cr.userID != "" && p.rooms != nil {
 		in.Request.SharesRoom = cr.userID == in.Target.UserID || p.rooms.SharesRoom(cr.userID, in.Target.UserID)
+		if !in.Request.SharesRoom && p.cfg.Variant == "epa" {
+			// The room index only knows rooms it saw events of since the proxy started; before saying "no
+			// shared room" (403) ask the homeserver.
+			in.Request.SharesRoom = p.sharesRoomAtHomeserver(cr.r.Context(), cr.userID, in.Target.UserID)
+		}
 	}
 	return in, nil
+}
+
+// maxSharedRoomScan bounds how many of the caller's rooms a profile lookup inspects.
+const maxSharedRoomScan = 200
+
+// sharesRoomAtHomeserver reads the caller's joined rooms and their members through the application
+// service. Any error, or more rooms than the bound, answers false: the ePA rule then refuses (fail closed).
+func (p *Proxy) sharesRoomAtHomeserver(ctx context.Context, userID, other string) bool {
+	rooms, err := p.as.JoinedRooms(ctx, userID)
+	if err != nil || len(rooms) > maxSharedRoomScan {
+		return false
+	}
+	for _, roomID := range rooms {
+		members, err := p.as.JoinedMembers(ctx, userID, roomID)
+		if err != nil {
+			return false
+		}
+		for _, m := range members {
+			if m == other {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (p *Proxy) publicRoomsInput(cr *clientRequest) (*policy.Input, error) {

@@ -342,6 +342,24 @@ func (c *Client) JoinedMembers(ctx context.Context, asUser, roomID string) ([]st
 	return ids, nil
 }
 
+// JoinedRooms returns the rooms asUser is joined to.
+func (c *Client) JoinedRooms(ctx context.Context, asUser string) ([]string, error) {
+	if err := c.checkLocal(asUser); err != nil {
+		return nil, fmt.Errorf("joined rooms: %w", err)
+	}
+	var out struct {
+		JoinedRooms []string `json:"joined_rooms"`
+	}
+	err := c.do(ctx, call{
+		method: http.MethodGet, path: "/_matrix/client/v3/joined_rooms",
+		query: asUserQuery(asUser), token: c.asToken, out: &out, limit: maxStateResponse,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("joined rooms: %w", err)
+	}
+	return out.JoinedRooms, nil
+}
+
 // Messages reads one page of roomID's timeline backwards from `from` (empty: from the newest event).
 func (c *Client) Messages(ctx context.Context, asUser, roomID, from string, limit int) (*MessagesPage, error) {
 	if err := c.checkLocalRoom(asUser, roomID); err != nil {

@@ -134,3 +134,20 @@ func TestEPAProfileNeedsSharedRoom(t *testing.T) {
 	_, err = insured.Profile(ctx, neighbour.ID)
 	wantErr(t, err, http.StatusForbidden, "M_FORBIDDEN")
 }
+
+// After a restart of the insured user's proxy its room index is empty; a shared room must still open the
+// profile (the proxy asks the homeserver before refusing), and an unshared one must still be refused. Not
+// parallel: restarting kk1's proxy would disturb the parallel tests, which run after this one.
+func TestEPAProfileSharedRoomSurvivesProxyRestart(t *testing.T) {
+	ctx := ctxT(t)
+	pro, insured, neighbour := newUser(t, prax, "doc"), newUser(t, kk1, "insured"), newUser(t, kk1, "neighbour")
+	roomID, err := pro.CreateRoom(ctx, privateRoom())
+	must(t, err)
+	invitedAndJoined(t, pro, insured, roomID)
+	must(t, node(t, kk1).RestartProxy())
+	if _, err := insured.Profile(ctx, pro.ID); err != nil {
+		t.Fatalf("profile of a room-mate after a proxy restart: %v", err)
+	}
+	_, err = insured.Profile(ctx, neighbour.ID)
+	wantErr(t, err, http.StatusForbidden, "M_FORBIDDEN")
+}
