@@ -572,3 +572,50 @@ func TestTokenCacheDroppedOnLogoutAll(t *testing.T) {
 		t.Fatalf("%d cached tokens after /logout/all, want 0", n)
 	}
 }
+
+// The internal listener: /healthz always, /readyz only with a fresh list, /metrics with the decision and
+// list series.
+func TestInternalEndpoints(t *testing.T) {
+	env := newTestEnv(t, "pro")
+	env.up.AddUser("tok-alice", "@alice:hs1.tim.test")
+	env.do(t, "POST", "/_matrix/client/v3/rooms/!r:hs1.tim.test/invite", "tok-alice", map[string]any{"user_id": "@x:matrix.org"})
+	internal := httptest.NewServer(env.p.InternalHandler())
+	defer internal.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(internal.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, _ := get("/healthz"); status != 200 {
+		t.Errorf("healthz %d", status)
+	}
+	if status, body := get("/readyz"); status != 200 {
+		t.Errorf("readyz %d %s with a fresh list", status, body)
+	}
+	status, body := get("/metrics")
+	for _, want := range []string{
+		`timstack_policy_decisions_total{reason="invitee_not_federated",result="deny"} 1`,
+		"timstack_federation_list_version 1",
+		"timstack_federation_list_age_seconds",
+		`timstack_http_requests_total{code="403",method="POST",route="client.rooms.invite",surface="client"} 1`,
+	} {
+		if status != 200 || !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	stale := newTestEnvWith(t, "pro", &envOptions{noList: true, noFetch: true})
+	internal2 := httptest.NewServer(stale.p.InternalHandler())
+	defer internal2.Close()
+	resp, err := http.Get(internal2.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("readyz without a list: %d, want 503", resp.StatusCode)
+	}
+}
