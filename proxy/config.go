@@ -196,6 +196,8 @@ type RoomJobsConfig struct {
 	OrphanedAfter time.Duration `yaml:"orphaned_after"`
 	// InsuredOnlyAfter: ePA rooms holding only insured users for this long are left by local users.
 	InsuredOnlyAfter time.Duration `yaml:"insured_only_after"`
+	// ShortThresholds lets end-to-end tests use thresholds of seconds; not settable from YAML.
+	ShortThresholds bool `yaml:"-"`
 }
 
 // LimitsConfig bounds what a request may cost.

@@ -307,6 +307,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		jobs, err := appservice.NewJobs(appservice.JobsConfig{
 			Interval: p.cfg.RoomJobs.Interval, OrphanedAfter: p.cfg.RoomJobs.OrphanedAfter,
 			InsuredOnlyAfter: p.cfg.RoomJobs.InsuredOnlyAfter, Variant: p.cfg.Variant,
+			ShortThresholds: p.cfg.RoomJobs.ShortThresholds,
 		}, p.rooms, p.as, p.isInsured, p.log.With("component", "room_jobs"))
 		if err != nil {
 			return fmt.Errorf("room_jobs: %w", err)

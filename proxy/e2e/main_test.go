@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/timstack/timstack/proxy"
 	"github.com/timstack/timstack/proxy/e2e/stack"
 )
 
@@ -19,9 +20,12 @@ func TestMain(m *testing.M) {
 	os.Exit(stack.Main(m, stack.Options{Nodes: []stack.NodeSpec{
 		{Name: "hs1.tim.test", Variant: "pro"},
 		{Name: "hs2.tim.test", Variant: "pro"},
-		// hs3 serves only TestEgressDenialStopsDelivery: the denial puts hs3 into Synapse's federation
-		// backoff, which must not slow down the tests that use hs1 and hs2.
-		{Name: "hs3.tim.test", Variant: "pro"},
+		// hs3 serves only TestEgressDenialStopsDelivery and TestA28564OrphanedRoomsAreCleanedUp: the denial
+		// puts hs3 into Synapse's federation backoff, and its room jobs run with thresholds of seconds; neither
+		// may disturb the tests that use hs1 and hs2.
+		{Name: "hs3.tim.test", Variant: "pro", Configure: func(c *proxy.Config) {
+			c.RoomJobs = proxy.RoomJobsConfig{Enabled: true, Interval: time.Second, OrphanedAfter: 3 * time.Second, InsuredOnlyAfter: time.Hour, ShortThresholds: true}
+		}},
 	}}, func(s *stack.Stack) { theStack = s }))
 }
 

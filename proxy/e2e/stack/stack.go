@@ -43,6 +43,8 @@ type NodeSpec struct {
 	Variant string
 	// Insurance marks the domain isInsurance on the federation list (its users are insured, ePA).
 	Insurance bool
+	// Configure adjusts the proxy's configuration before it is validated (room jobs, limits, …).
+	Configure func(*proxy.Config)
 }
 
 // Options configure Start.
@@ -262,6 +264,9 @@ func Start(ctx context.Context, dir, venv, tmpl string, opts Options) (*Stack, e
 		}
 		cfg.FederationList.Keeper.CacheDir = filepath.Join(ndir, "flist-cache")
 		cfg.FederationList.Keeper.RefreshInterval = time.Hour // tests refresh explicitly
+		if spec.Configure != nil {
+			spec.Configure(cfg)
+		}
 		cfg.Defaults()
 		if err := cfg.Validate(); err != nil {
 			return s, fmt.Errorf("%s proxy config: %w", name, err)
@@ -363,6 +368,8 @@ func (nd *Node) startProxy() error {
 		}
 		select {
 		case err := <-nd.done:
+			nd.cancel()
+			nd.cancel = nil // Run has returned; nothing left for stopProxy to wait for
 			return fmt.Errorf("%s proxy exited: %v", nd.Name, err)
 		case <-time.After(50 * time.Millisecond):
 		}
