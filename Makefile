@@ -52,7 +52,23 @@ FUZZ_TARGETS := \
 	./certs:FuzzDecryptJWE \
 	./certs:FuzzParseTSL \
 	./directory/search:FuzzParse \
-	./directory/fhir:FuzzParse
+	./directory/fhir:FuzzParse \
+	./proxy/matrix:FuzzParseXMatrix \
+	./proxy/matrix:FuzzCanonicalJSON \
+	./proxy/matrix:FuzzParseServerKeys \
+	./proxy/matrix:FuzzParseUserID \
+	./proxy/route:FuzzCheckTarget \
+	./proxy/route:FuzzLookup \
+	./proxy:FuzzFramingScanner \
+	./proxy:FuzzCheckJSONKeys \
+	./proxy/appservice:FuzzParsePermissionConfig \
+	./proxy/appservice:FuzzHandleTransaction \
+	./proxy/forward:FuzzParseAuthority \
+	./proxy/flist:FuzzParseMeta \
+	./proxy/flist:FuzzParseTokenResponse \
+	./proxy/dirfacts:FuzzParseOrganizationTypes \
+	./proxy/dirfacts:FuzzParseToken \
+	./policy:FuzzEval
 # -fuzzminimizetime 100x keeps the fuzzer from spending the whole budget shrinking finds from large seeds
 # (the 60 KB federation list); the committed seed corpora live in <pkg>/testdata/fuzz/<target>/.
 fuzz-smoke:

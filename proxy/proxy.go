@@ -120,6 +120,7 @@ func (p *Proxy) decide(ctx context.Context, surface, routeID string, in *policy.
 	if p.listFresh.Load() && p.flist.Age() > p.cfg.FederationList.Keeper.MaxAge {
 		p.onListChange(p.flist.Snapshot())
 	}
+	p.refetchOnMiss(ctx, in)
 	start := time.Now()
 	var dec policy.Decision
 	var err error
@@ -172,6 +173,32 @@ func (p *Proxy) decide(ctx context.Context, surface, routeID string, in *policy.
 		return dec, refusalErr.Wrap(err)
 	}
 	return dec, nil
+}
+
+// refetchOnMiss: A_25537 — before a domain the input names is refused as unknown, the list is fetched again
+// (rate-limited and shared by the keeper); a newer verified list reaches the policy through the keeper's
+// subscription before the decision is made.
+func (p *Proxy) refetchOnMiss(ctx context.Context, in *policy.Input) {
+	if !p.listFresh.Load() {
+		return
+	}
+	list := p.peerList.Load()
+	check := func(domain string) bool {
+		if domain == "" || strings.EqualFold(domain, p.cfg.ServerName) {
+			return false
+		}
+		if _, ok := list.Lookup(domain); ok {
+			return false
+		}
+		p.flist.Lookup(ctx, domain)
+		return true
+	}
+	switch {
+	case check(in.Origin), check(in.Destination):
+	case in.Actor != nil && !in.Actor.Local && check(in.Actor.Domain):
+	case in.Target != nil && !in.Target.Local && check(in.Target.Domain):
+	case in.Request != nil && check(in.Request.MediaServer):
+	}
 }
 
 // peerFacts adds the remote domain's directory facts (organisation types) to federation and invite

@@ -619,3 +619,32 @@ func TestInternalEndpoints(t *testing.T) {
 		t.Errorf("readyz without a list: %d, want 503", resp.StatusCode)
 	}
 }
+
+// A_25537: a domain missing from the cached list triggers one refetch of the list before the decision, so a
+// domain added at the source since the last poll is admitted at once.
+func TestA25537UnknownDomainRefetchesTheList(t *testing.T) {
+	env := newTestEnv(t, "pro")
+	env.up.AddUser("tok-alice", "@alice:hs1.tim.test")
+	pki, _ := testPKI()
+	// The source now has version 2 with a new domain; the proxy still holds version 1.
+	jws, err := certs.SignFederationList(pki.signerKey, certs.AlgBP256R1, []*certs.Certificate{pki.signer}, 2,
+		append(append([]certs.FederationDomain(nil), testDomains...), certs.FederationDomain{Domain: "new.tim.test", TelematikID: "1-new"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(env.cfg.FederationList.File, jws, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	status, body := env.do(t, "POST", "/_matrix/client/v3/rooms/!r:hs1.tim.test/invite", "tok-alice", map[string]any{"user_id": "@bob:new.tim.test"})
+	if status != 200 {
+		t.Fatalf("invite to a domain added at the source: %d %v, want 200 after the refetch", status, body)
+	}
+	if v := env.p.flist.Version(); v != 2 {
+		t.Errorf("list version %d after the miss, want 2", v)
+	}
+	// A domain the source does not know either is still refused; the refetch is rate-limited, not repeated.
+	status, _ = env.do(t, "POST", "/_matrix/client/v3/rooms/!r:hs1.tim.test/invite", "tok-alice", map[string]any{"user_id": "@eve:evil.test"})
+	if status != 403 {
+		t.Fatalf("unknown domain: %d, want 403", status)
+	}
+}
