@@ -682,7 +682,9 @@ func printReport(w io.Writer, rep *Report) {
 	fmt.Fprintln(w, "Processes: load generator (this one), trivial upstream, bare httputil.ReverseProxy and `timstack proxy`")
 	fmt.Fprintln(w, "each separate, all on the same cores. closed = max throughput with N keep-alive connections; open = fixed")
 	fmt.Fprintln(w, "rate (half the timstack maximum), latency from each request's intended start. proc = the target process")
-	fmt.Fprintln(w, "(direct: the upstream itself).")
+	fmt.Fprintln(w, "(direct: the upstream itself). The load column is the 1-minute load average when the row started; it")
+	fmt.Fprintln(w, "includes this run's own processes (a closed loop alone keeps about three runnable), so values near 3 on")
+	fmt.Fprintln(w, "2 CPUs are self-inflicted; sys CPU above what the target processes use is someone else's.")
 	if rep.TimstackEnv != "" {
 		fmt.Fprintf(w, "The timstack proxy processes ran with %s.\n", rep.TimstackEnv)
 	}
