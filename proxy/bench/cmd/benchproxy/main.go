@@ -457,8 +457,9 @@ func authHeader(token string) http.Header {
 	return http.Header{"Authorization": {"Bearer " + token}}
 }
 
-// trivialScenario: max throughput (closed loop) for every target, then latency at half of the timstack
-// proxy's maximum (open loop) for every target, for a request the proxy decides on and one it only forwards.
+// trivialScenario: max throughput (closed loop) for every target, then latency at a fixed rate (open loop)
+// for every target — half the timstack proxy's maximum, lowered until the machine is at most 50 % busy —
+// for a request the proxy decides on and one it only forwards.
 func trivialScenario(ctx context.Context, o options, rep *Report, targets []target) error {
 	kinds := []struct {
 		name string
@@ -485,9 +486,9 @@ func trivialScenario(ctx context.Context, o options, rep *Report, targets []targ
 			}
 			rep.Trivial = append(rep.Trivial, m)
 		}
-		rate := float64(int(tsMax/2/100) * 100)
-		if rate < 100 {
-			rate = 100
+		rate, err := calibrateRate(ctx, o, targets[len(targets)-1], k.req, tsMax/2)
+		if err != nil {
+			return err
 		}
 		for _, t := range targets {
 			m, err := measure(ctx, o, "trivial", k.name, t, k.req, o.openConns, rate)
@@ -498,6 +499,32 @@ func trivialScenario(ctx context.Context, o options, rep *Report, targets []targ
 		}
 	}
 	return nil
+}
+
+// calibrateRate finds the open-loop rate for the latency runs: "latency at ≤ 50 % CPU" means the whole
+// machine at most half busy. It starts at start (half the timstack maximum) and, while the machine is
+// busier than 50 % at that rate, scales the rate down in proportion (per-request CPU rises at lower rates,
+// so one step is rarely enough). Rates are rounded down to 100/s.
+func calibrateRate(ctx context.Context, o options, ts target, req bench.Request, start float64) (float64, error) {
+	rate := max(float64(int(start/100)*100), 100)
+	for range 3 {
+		sys0, err := bench.ReadSystemCPU()
+		if err != nil {
+			return rate, nil // no /proc/stat: keep half the maximum
+		}
+		res, err := bench.Run(ctx, bench.Load{Addr: ts.addr, Request: req, Conns: o.openConns, Duration: 1500 * time.Millisecond, Rate: rate})
+		if err != nil {
+			return 0, fmt.Errorf("calibrating the rate: %w", err)
+		}
+		sys1, _ := bench.ReadSystemCPU()
+		util := bench.Utilisation(sys0, sys1)
+		logf("calibration: %.0f/s → machine %.0f %% busy, %d late", rate, 100*util, res.Late)
+		if util <= 0.5 || rate <= 100 {
+			break
+		}
+		rate = max(float64(int(rate*0.47/util/100)*100), 100)
+	}
+	return rate, nil
 }
 
 // held asks the upstream how many long-polls it holds.
@@ -681,8 +708,8 @@ func printReport(w io.Writer, rep *Report) {
 		rep.Started.Format(time.RFC3339), rep.GoVersion, rep.CPUs, rep.LoadStart, rep.LoadEnd)
 	fmt.Fprintln(w, "Processes: load generator (this one), trivial upstream, bare httputil.ReverseProxy and `timstack proxy`")
 	fmt.Fprintln(w, "each separate, all on the same cores. closed = max throughput with N keep-alive connections; open = fixed")
-	fmt.Fprintln(w, "rate (half the timstack maximum), latency from each request's intended start. proc = the target process")
-	fmt.Fprintln(w, "(direct: the upstream itself). The load column is the 1-minute load average when the row started; it")
+	fmt.Fprintln(w, "rate (half the timstack maximum, lowered until the machine is ≤ 50 % busy), latency from each request's")
+	fmt.Fprintln(w, "intended start. proc = the target process (direct: the upstream itself). The load column is the 1-minute load average when the row started; it")
 	fmt.Fprintln(w, "includes this run's own processes (a closed loop alone keeps about three runnable), so values near 3 on")
 	fmt.Fprintln(w, "2 CPUs are self-inflicted; sys CPU above what the target processes use is someone else's.")
 	if rep.TimstackEnv != "" {
