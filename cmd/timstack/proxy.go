@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/timstack/timstack/proxy"
 	"github.com/timstack/timstack/proxy/appservice"
@@ -99,7 +100,7 @@ func runProxyGenCA(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 0 || *certOut == "" || *keyOut == "" {
 		return usageError("proxy gen-ca: --cert and --key are required")
 	}
-	certPEM, keyPEM, err := forward.GenerateCA(*name, 10*365*24*60*60*1e9)
+	certPEM, keyPEM, err := forward.GenerateCA(*name, 10*365*24*time.Hour)
 	if err != nil {
 		return failure("%v", err)
 	}
