@@ -13,7 +13,7 @@
 #
 # Environment:
 #   BENCH_PROXY_DIR   output folder (default /tmp/timstack-bench-proxy)
-#   DURATION          length of each measured load (default 4s); WARMUP (default 1s)
+#   DURATION          length of each measured load (default 3s); WARMUP (default 1s)
 #   LONGPOLLS         idle long-polls to hold (default 10000; capped by the descriptor limit)
 #   SYNAPSE=0         skip the Synapse part
 #   BENCHTIME         -benchtime of the Go benchmarks (default 1s)
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 
 GO="${GO:-go}"
 out="${BENCH_PROXY_DIR:-/tmp/timstack-bench-proxy}"
-duration="${DURATION:-4s}"
+duration="${DURATION:-3s}"
 warmup="${WARMUP:-1s}"
 longpolls="${LONGPOLLS:-10000}"
 synapse="${SYNAPSE:-1}"
