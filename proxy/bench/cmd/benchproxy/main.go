@@ -238,6 +238,8 @@ type target struct {
 	name string
 	addr string
 	pid  int
+	// upPID is the homeserver process behind the target (the trivial upstream or Synapse), 0 if unknown.
+	upPID int
 }
 
 // Measurement is one row of the throughput/latency tables.
@@ -261,7 +263,10 @@ type Measurement struct {
 	ProcCPUPerReq float64 `json:"proc_cpu_us_per_req"`
 	// ProcCPUShare is the target process's CPU time over wall time (1 = one core).
 	ProcCPUShare float64 `json:"proc_cpu_cores"`
-	Load         float64 `json:"loadavg1"`
+	// UpstreamCPUShare is the homeserver's CPU time over wall time: a homeserver near one core is the
+	// bottleneck; one well below it through the proxy waits for the proxy.
+	UpstreamCPUShare float64 `json:"upstream_cpu_cores"`
+	Load             float64 `json:"loadavg1"`
 }
 
 // LongPoll is the idle /sync result of one proxy.
@@ -385,7 +390,7 @@ func runAll(ctx context.Context, args []string) error {
 	}
 	defer ts.stop()
 
-	targets := []target{{"direct", up.addr, up.pid()}, {"bare", bare.addr, bare.pid()}, {"timstack", ts.addr, ts.pid()}}
+	targets := []target{{"direct", up.addr, up.pid(), up.pid()}, {"bare", bare.addr, bare.pid(), up.pid()}, {"timstack", ts.addr, ts.pid(), up.pid()}}
 	if err := trivialScenario(ctx, o, rep, targets); err != nil {
 		return err
 	}
@@ -434,12 +439,17 @@ func measure(ctx context.Context, o options, scenario, reqName string, t target,
 	m.Load, _ = bench.LoadAvg()
 	sys0, _ := bench.ReadSystemCPU()
 	p0, perr0 := bench.ReadProc(t.pid)
+	u0, uerr0 := bench.ReadProc(t.upPID)
 	res, err := bench.Run(ctx, bench.Load{Addr: t.addr, Request: req, Conns: conns, Duration: o.duration, Rate: rate})
 	if err != nil {
 		return m, fmt.Errorf("%s %s: %w", t.name, reqName, err)
 	}
 	sys1, _ := bench.ReadSystemCPU()
 	p1, perr1 := bench.ReadProc(t.pid)
+	u1, uerr1 := bench.ReadProc(t.upPID)
+	if t.upPID != 0 && uerr0 == nil && uerr1 == nil {
+		m.UpstreamCPUShare = (u1.CPU - u0.CPU).Seconds() / res.Elapsed.Seconds()
+	}
 	m.RPS, m.Requests, m.Errors, m.Late = res.RPS(), res.Requests, res.Errors, res.Late
 	m.P50 = ms(res.Percentile(0.50))
 	m.P90 = ms(res.Percentile(0.90))
@@ -450,8 +460,8 @@ func measure(ctx context.Context, o options, scenario, reqName string, t target,
 		m.ProcCPUPerReq = float64(cpu.Microseconds()) / float64(res.Requests)
 		m.ProcCPUShare = cpu.Seconds() / res.Elapsed.Seconds()
 	}
-	logf("%-9s %-28s %-6s %-8s rps %8.0f  p50 %s  p99 %s ms  errors %d  sys cpu %3.0f%%  proc %.2f cores, %.1f µs/req  load %.2f",
-		scenario, reqName, m.Mode, t.name, m.RPS, fmtMS(m.P50), fmtMS(m.P99), m.Errors, 100*m.SystemCPU, m.ProcCPUShare, m.ProcCPUPerReq, m.Load)
+	logf("%-9s %-28s %-6s %-8s rps %8.0f  p50 %s  p99 %s ms  errors %d  sys cpu %3.0f%%  proc %.2f cores, %.1f µs/req  HS %.2f cores  load %.2f",
+		scenario, reqName, m.Mode, t.name, m.RPS, fmtMS(m.P50), fmtMS(m.P99), m.Errors, 100*m.SystemCPU, m.ProcCPUShare, m.ProcCPUPerReq, m.UpstreamCPUShare, m.Load)
 	return m, nil
 }
 
@@ -655,8 +665,8 @@ func synapseScenario(ctx context.Context, o options, rep *Report) error {
 	if err != nil {
 		logf("synapse: %v (CPU per request not reported)", err)
 	}
-	direct := target{"synapse", hsAddr, hsPID}
-	proxied := target{"timstack→synapse", ts.addr, ts.pid()}
+	direct := target{"synapse", hsAddr, hsPID, hsPID}
+	proxied := target{"timstack→synapse", ts.addr, ts.pid(), hsPID}
 	kinds := []struct {
 		name string
 		req  bench.Request
@@ -716,7 +726,7 @@ func printReport(w io.Writer, rep *Report) {
 	fmt.Fprintln(w, "Processes: load generator (this one), trivial upstream, bare httputil.ReverseProxy and `timstack proxy`")
 	fmt.Fprintln(w, "each separate, all on the same cores. closed = max throughput with N keep-alive connections; open = fixed")
 	fmt.Fprintln(w, "rate (half the timstack maximum, lowered until the machine is ≤ 50 % busy), latency from each request's")
-	fmt.Fprintln(w, "intended start. proc = the target process (direct: the upstream itself). The load column is the 1-minute load average when the row started; it")
+	fmt.Fprintln(w, "intended start. proc = the target process (direct: the upstream itself); HS = the homeserver behind it. The load column is the 1-minute load average when the row started; it")
 	fmt.Fprintln(w, "includes this run's own processes (a closed loop alone keeps about three runnable), so values near 3 on")
 	fmt.Fprintln(w, "2 CPUs are self-inflicted; sys CPU above what the target processes use is someone else's.")
 	if rep.TimstackEnv != "" {
@@ -791,15 +801,15 @@ func verdict(applies, ok bool) string {
 
 func table(w io.Writer, ms []Measurement) {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(tw, "request\ttarget\tmode\tconns\trate\trps\tp50 ms\tp90 ms\tp99 ms\terrors\tlate\tsys CPU\tproc cores\tproc µs/req\tload")
+	fmt.Fprintln(tw, "request\ttarget\tmode\tconns\trate\trps\tp50 ms\tp90 ms\tp99 ms\terrors\tlate\tsys CPU\tproc cores\tproc µs/req\tHS cores\tload")
 	for _, m := range ms {
 		rate := "max"
 		if m.Rate > 0 {
 			rate = fmt.Sprintf("%.0f", m.Rate)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%.0f%%\t%.2f\t%.1f\t%.2f\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%.0f%%\t%.2f\t%.1f\t%.2f\t%.2f\n",
 			m.Request, m.Target, m.Mode, m.Conns, rate, m.RPS, m.P50, m.P90, m.P99, m.Errors, m.Late, 100*m.SystemCPU,
-			m.ProcCPUShare, m.ProcCPUPerReq, m.Load)
+			m.ProcCPUShare, m.ProcCPUPerReq, m.UpstreamCPUShare, m.Load)
 	}
 	tw.Flush()
 }
