@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"os"
 	"slices"
 	"strings"
@@ -26,86 +25,6 @@ const (
 // denyWait bounds how long a refused invite is watched for: far longer than the allowed twins of these tests
 // need to see theirs (federated invites arrive within a second or two on this stack).
 const denyWait = 6 * time.Second
-
-// wantErr asserts err is a Matrix error with the status and errcode.
-func wantErr(t *testing.T, err error, status int, errcode string) {
-	t.Helper()
-	var e *mxclient.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("want HTTP %d %s, got %v", status, errcode, err)
-	}
-	if e.Status != status || e.ErrCode != errcode {
-		t.Fatalf("want HTTP %d %s, got HTTP %d %s (%s)", status, errcode, e.Status, e.ErrCode, e.Message)
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitInvite waits until u's sync shows an invite to roomID.
-func waitInvite(t *testing.T, u *user, roomID string) {
-	t.Helper()
-	_, err := u.SyncUntil(ctxT(t), "", 30*time.Second, func(r *mxclient.SyncResponse) bool {
-		_, ok := r.Rooms.Invite[roomID]
-		return ok
-	})
-	if err != nil {
-		t.Fatalf("%s never saw the invite to %s: %v", u.ID, roomID, err)
-	}
-}
-
-// noInvite proves a refused invite reached nobody: u's sync shows no invite to roomID (any room, if
-// roomID is empty: for refused createRoom invites, whose room never came to be) within wait.
-func noInvite(t *testing.T, u *user, roomID string, wait time.Duration) {
-	t.Helper()
-	_, err := u.SyncUntil(ctxT(t), "", wait, func(r *mxclient.SyncResponse) bool {
-		if roomID == "" {
-			return len(r.Rooms.Invite) > 0
-		}
-		_, ok := r.Rooms.Invite[roomID]
-		return ok
-	})
-	if err == nil {
-		t.Fatalf("%s received an invite to %s that was refused", u.ID, roomID)
-	}
-	if !errors.Is(err, mxclient.ErrSyncDeadline) {
-		t.Fatalf("sync: %v", err)
-	}
-}
-
-// waitMessage waits until u's sync shows a message with body in roomID.
-func waitMessage(t *testing.T, u *user, roomID, body string) {
-	t.Helper()
-	_, err := u.SyncUntil(ctxT(t), "", 30*time.Second, func(r *mxclient.SyncResponse) bool {
-		for _, ev := range r.Rooms.Join[roomID].Timeline.Events {
-			if ev.Body() == body {
-				return true
-			}
-		}
-		return false
-	})
-	if err != nil {
-		t.Fatalf("%s never saw %q in %s: %v", u.ID, body, roomID, err)
-	}
-}
-
-// privateRoom is what a TI-M client creates: private, encrypted, history invited (A_25323-01).
-func privateRoom(invite ...string) map[string]any {
-	req := map[string]any{
-		"preset": "private_chat",
-		"initial_state": []any{
-			map[string]any{"type": "m.room.encryption", "state_key": "", "content": map[string]any{"algorithm": "m.megolm.v1.aes-sha2"}},
-		},
-	}
-	if len(invite) > 0 {
-		req["invite"] = invite
-	}
-	return req
-}
 
 // setPermissions stores a permission configuration of the given type for u, through u's proxy.
 func setPermissions(t *testing.T, u *user, typ string, cfg map[string]any) {
@@ -252,5 +171,21 @@ func decodeJSON(t *testing.T, raw []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(raw, v); err != nil {
 		t.Fatalf("decode %s: %v", raw, err)
+	}
+}
+
+var (
+	must        = stack.Must
+	wantErr     = stack.WantErr
+	waitInvite  = stack.WaitInvite
+	noInvite    = stack.NoInvite
+	privateRoom = stack.PrivateRoom
+)
+
+// waitMessage waits until u's sync shows a message with body in roomID.
+func waitMessage(t *testing.T, u *user, roomID, body string) {
+	t.Helper()
+	if err := stack.WaitMessage(u, roomID, body, 30*time.Second); err != nil {
+		t.Fatalf("%s never saw %q in %s: %v", u.ID, body, roomID, err)
 	}
 }
