@@ -524,6 +524,8 @@ func trivialScenario(ctx context.Context, o options, rep *Report, targets []targ
 // so one step is rarely enough). Rates are rounded down to 100/s.
 func calibrateRate(ctx context.Context, o options, ts target, req bench.Request, start float64) (float64, error) {
 	rate := max(float64(int(start/100)*100), 100)
+	// Below a fifth of the maximum the busy share is someone else's work, not this rate's.
+	floor := max(float64(int(start*0.4/100)*100), 100)
 	for range 3 {
 		sys0, err := bench.ReadSystemCPU()
 		if err != nil {
@@ -536,10 +538,10 @@ func calibrateRate(ctx context.Context, o options, ts target, req bench.Request,
 		sys1, _ := bench.ReadSystemCPU()
 		util := bench.Utilisation(sys0, sys1)
 		logf("calibration: %.0f/s → machine %.0f %% busy, %d late", rate, 100*util, res.Late)
-		if util <= 0.5 || rate <= 100 {
+		if util <= 0.5 || rate <= floor {
 			break
 		}
-		rate = max(float64(int(rate*0.45/util/100)*100), 100)
+		rate = max(float64(int(rate*0.45/util/100)*100), floor)
 	}
 	return rate, nil
 }
