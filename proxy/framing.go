@@ -451,7 +451,9 @@ func (c *framingConn) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		if c.in == nil {
-			c.in = make([]byte, 16<<10)
+			// 4 KiB is what net/http's bufio.Reader asks for; a bigger buffer would only cost memory on every
+			// idle keep-alive and long-poll connection (the scanner copes with any split of the stream).
+			c.in = make([]byte, 4<<10)
 		}
 		n, err := c.Conn.Read(c.in)
 		if n > 0 {
