@@ -476,6 +476,13 @@ func (c *framingConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// releaseBuffers drops the read buffers of a connection net/http no longer reads (hijacked long-polls).
+func (c *framingConn) releaseBuffers() {
+	if len(c.out) == 0 {
+		c.in, c.outBuf, c.out = nil, nil, nil
+	}
+}
+
 // refuse stops the connection. Only when no request was handed to net/http is it safe to write an answer.
 func (c *framingConn) refuse(err error, answer bool) {
 	c.done = true

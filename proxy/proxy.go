@@ -243,7 +243,16 @@ func (p *Proxy) forwardClient(w http.ResponseWriter, cr *clientRequest) error {
 		isPermissionConfigType(cr.match.Params["type"]):
 		return p.forwardPermissionConfigGet(w, cr)
 	}
-	status, err := p.forwardUpstream(w, cr.r, cr.body, id == "client.sync")
+	if cr.match.Route.Flags.Has(route.LongPoll) && longPollMillis(cr.r) >= 1000 {
+		handled, status, err := p.forwardLongPoll(w, cr.r, p.upstreamTimeout(cr.r, true))
+		if handled {
+			if sw, ok := w.(*statusWriter); ok && status != 0 && !sw.wrote {
+				sw.status, sw.wrote = status, true
+			}
+			return err
+		}
+	}
+	status, err := p.forwardUpstream(w, cr.r, cr.body, false)
 	if err != nil {
 		return err
 	}
@@ -299,15 +308,7 @@ func (p *Proxy) indexJoinedRoom(cr *clientRequest) {
 // forwardUpstream proxies r to the homeserver; body replaces r.Body when the proxy read it. It returns the
 // upstream status (0 when the upstream could not be reached, with the error already answered).
 func (p *Proxy) forwardUpstream(w http.ResponseWriter, r *http.Request, body []byte, long bool) (int, error) {
-	ctx := r.Context()
-	timeout := p.cfg.Homeserver.Timeout
-	if long {
-		// /sync long-polls for up to its timeout parameter; give it that on top of the usual budget.
-		if ms, err := strconv.Atoi(r.URL.Query().Get("timeout")); err == nil && ms > 0 {
-			timeout += min(time.Duration(ms)*time.Millisecond, 10*time.Minute)
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(r.Context(), p.upstreamTimeout(r, long))
 	defer cancel()
 	out := r.WithContext(ctx)
 	if body != nil {
@@ -321,6 +322,26 @@ func (p *Proxy) forwardUpstream(w http.ResponseWriter, r *http.Request, body []b
 	p.upstream.ServeHTTP(sw, out)
 	p.metrics.upstreamDuration.WithLabelValues("homeserver").Observe(time.Since(start).Seconds())
 	return sw.code(), nil
+}
+
+// longPollMillis is the timeout query parameter of a long-poll (0 when absent or bad).
+func longPollMillis(r *http.Request) int {
+	ms, err := strconv.Atoi(r.URL.Query().Get("timeout"))
+	if err != nil || ms < 0 {
+		return 0
+	}
+	return ms
+}
+
+// upstreamTimeout is the homeserver budget of a request; a long-poll gets its timeout parameter on top.
+func (p *Proxy) upstreamTimeout(r *http.Request, long bool) time.Duration {
+	timeout := p.cfg.Homeserver.Timeout
+	if long {
+		if ms, err := strconv.Atoi(r.URL.Query().Get("timeout")); err == nil && ms > 0 {
+			timeout += min(time.Duration(ms)*time.Millisecond, 10*time.Minute)
+		}
+	}
+	return timeout
 }
 
 // forwardRewritten forwards, buffers the JSON answer and lets fn rewrite a 200 body.

@@ -648,3 +648,46 @@ func TestA25537UnknownDomainRefetchesTheList(t *testing.T) {
 		t.Fatalf("unknown domain: %d, want 403", status)
 	}
 }
+
+// Long-polls with a real timeout go through the hijacked path: the answer arrives intact, the connection
+// closes after it, and client-supplied X-Forwarded-For is replaced, as on the ordinary path.
+func TestLongPollPath(t *testing.T) {
+	env := newTestEnv(t, "pro")
+	env.up.AddUser("tok-alice", "@alice:hs1.tim.test")
+	for _, tc := range []struct {
+		name      string
+		timeout   string
+		wantClose bool
+	}{
+		{"a 30 s long-poll takes the hijacked path and closes the connection after the answer", "30000", true},
+		{"a sync without waiting keeps the connection alive (ordinary path)", "0", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env.up.Reset()
+			req, _ := http.NewRequest("GET", env.client.URL+"/_matrix/client/v3/sync?timeout="+tc.timeout, nil)
+			req.Header.Set("Authorization", "Bearer tok-alice")
+			req.Header.Set("X-Forwarded-For", "203.0.113.9")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(body) != "{}" {
+				t.Fatalf("%d %q, want the upstream's 200 {}", resp.StatusCode, body)
+			}
+			if resp.Close != tc.wantClose {
+				t.Errorf("connection close %v, want %v", resp.Close, tc.wantClose)
+			}
+			var got []string
+			for _, r := range env.up.Requests() {
+				if strings.Contains(r.RequestURI, "/sync") {
+					got = append(got, r.Header.Get("X-Forwarded-For"))
+				}
+			}
+			if len(got) != 1 || got[0] != "127.0.0.1" {
+				t.Errorf("upstream saw X-Forwarded-For %q, want exactly [127.0.0.1]", got)
+			}
+		})
+	}
+}
