@@ -82,13 +82,13 @@ func (b *bufferWriter) copyHeaders(w http.ResponseWriter) {
 	w.Header().Set("Content-Length", strconv.Itoa(b.buf.Len()))
 }
 
-// withBody returns a shallow copy of r whose body is b.
+// withBody returns a shallow copy of r whose body is b. The header map is shared, not cloned: the reverse
+// proxy clones it anyway, and outgoing requests take their length from ContentLength, not from the header.
 func withBody(r *http.Request, b []byte) *http.Request {
-	out := r.Clone(r.Context())
+	out := r.WithContext(r.Context())
 	out.Body = io.NopCloser(bytes.NewReader(b))
 	out.ContentLength = int64(len(b))
 	out.TransferEncoding = nil
-	out.Header.Set("Content-Length", strconv.Itoa(len(b)))
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	return out
 }
