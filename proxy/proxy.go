@@ -252,33 +252,38 @@ func (p *Proxy) forwardClient(w http.ResponseWriter, cr *clientRequest) error {
 			return err
 		}
 	}
-	status, err := p.forwardUpstream(w, cr.r, cr.body, false)
-	if err != nil {
-		return err
-	}
-	if status/100 != 2 {
-		return nil
-	}
-	switch id {
-	case "client.logout":
-		p.tokens.forgetToken(cr.token)
-		if cr.token == "" {
+	// Answers whose success changes what the proxy caches are buffered: the cache changes before the client
+	// sees the answer, so no request the client sends next can meet the old entry.
+	var after func()
+	switch {
+	case id == "client.logout":
+		after = func() { p.tokens.forgetToken(accessToken(cr.r)) }
+	case id == "client.logout.all":
+		after = func() {
+			if cr.userID != "" {
+				p.tokens.forgetUser(cr.userID)
+			}
 			p.tokens.forgetToken(accessToken(cr.r))
 		}
-	case "client.logout.all":
-		if cr.userID != "" {
-			p.tokens.forgetUser(cr.userID)
-		} else if userID, _, err := p.tokens.user(cr.r.Context(), accessToken(cr.r), p.whoami); err == nil {
-			p.tokens.forgetUser(userID)
-		}
-		p.tokens.forgetToken(accessToken(cr.r))
-	case "client.account_data.global":
-		if cr.r.Method == http.MethodPut && isPermissionConfigType(cr.match.Params["type"]) {
-			p.perms.Invalidate(cr.match.Params["userId"])
-		}
-	case "client.join", "client.rooms.join":
-		p.indexJoinedRoom(cr)
+	case id == "client.account_data.global" && cr.r.Method == http.MethodPut && isPermissionConfigType(cr.match.Params["type"]):
+		after = func() { p.perms.Invalidate(cr.match.Params["userId"]) }
+	case id == "client.join" || id == "client.rooms.join":
+		after = func() { p.indexJoinedRoom(cr) }
 	}
+	if after == nil {
+		_, err := p.forwardUpstream(w, cr.r, cr.body, false)
+		return err
+	}
+	rec := newBufferWriter()
+	if _, err := p.forwardUpstream(rec, cr.r, cr.body, false); err != nil {
+		return err
+	}
+	if rec.status/100 == 2 {
+		after()
+	}
+	rec.copyHeaders(w)
+	w.WriteHeader(rec.status)
+	_, _ = w.Write(rec.buf.Bytes())
 	return nil
 }
 

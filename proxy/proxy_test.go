@@ -567,7 +567,9 @@ func TestTokenCacheDroppedOnLogoutAll(t *testing.T) {
 	if n := env.p.tokens.len(); n != 2 {
 		t.Fatalf("%d cached tokens, want 2", n)
 	}
-	env.do(t, "POST", "/_matrix/client/v3/logout/all", "tok-a1", map[string]any{})
+	if status, body := env.do(t, "POST", "/_matrix/client/v3/logout/all", "tok-a1", map[string]any{}); status != 200 {
+		t.Fatalf("/logout/all: %d %v", status, body)
+	}
 	if n := env.p.tokens.len(); n != 0 {
 		t.Fatalf("%d cached tokens after /logout/all, want 0", n)
 	}

@@ -139,12 +139,23 @@ func Main(m *testing.M, opts Options, set func(*Stack)) int {
 		defer os.RemoveAll(dir)
 	}
 	begin := time.Now()
-	s, err := Start(ctx, dir, venv, tmpl, opts)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: stack failed to start: %v\n", err)
+	var s *Stack
+	for attempt := 1; ; attempt++ {
+		// Ports are picked free but bound later by Synapse and the proxies; another test package starting its
+		// stack at the same moment can take one in between. That is worth a fresh start, not a failure.
+		sub := filepath.Join(dir, "attempt-"+strconv.Itoa(attempt))
+		s, err = Start(ctx, sub, venv, tmpl, opts)
+		if err == nil {
+			break
+		}
 		if s != nil {
 			s.Stop()
 		}
+		if attempt < 3 && strings.Contains(strings.ToLower(err.Error()), "address already in use") {
+			fmt.Fprintf(os.Stderr, "e2e: port taken while starting (%v); starting again\n", err)
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "e2e: stack failed to start: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(os.Stderr, "e2e: %d homeservers + proxies up in %s (dir %s)\n", len(s.Nodes), time.Since(begin).Round(time.Millisecond), dir)
