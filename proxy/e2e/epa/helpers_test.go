@@ -185,7 +185,7 @@ var (
 // waitMessage waits until u's sync shows a message with body in roomID.
 func waitMessage(t *testing.T, u *user, roomID, body string) {
 	t.Helper()
-	if err := stack.WaitMessage(u, roomID, body, 30*time.Second); err != nil {
+	if err := stack.WaitMessage(u, roomID, body, 60*time.Second); err != nil {
 		t.Fatalf("%s never saw %q in %s: %v", u.ID, body, roomID, err)
 	}
 }

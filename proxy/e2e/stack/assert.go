@@ -31,10 +31,12 @@ func WantErr(t testing.TB, err error, status int, errcode string) {
 	}
 }
 
-// WaitInvite waits until u's sync shows an invite to roomID.
+// WaitInvite waits until u's sync shows an invite to roomID. The minute is generous on purpose: a first
+// contact between two servers (key fetches through both proxies) on a loaded 2-core CI box can take tens of
+// seconds, and only a failing test ever waits that long.
 func WaitInvite(t testing.TB, u *User, roomID string) {
 	t.Helper()
-	_, err := u.SyncUntil(context.Background(), "", 30*time.Second, func(r *mxclient.SyncResponse) bool {
+	_, err := u.SyncUntil(context.Background(), "", 60*time.Second, func(r *mxclient.SyncResponse) bool {
 		_, ok := r.Rooms.Invite[roomID]
 		return ok
 	})
