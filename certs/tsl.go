@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -162,6 +163,29 @@ func (s *TrustStore) AddTSL(t *TSL) {
 			s.AddOCSPResponder(r)
 		}
 	}
+}
+
+// AddTSLFile verifies the TSL in file against the signer CAs in anchorDir (PEM) at `at` and adds its CAs.
+// A TSL past its NextUpdate (checked against now) is refused unless allowStale — the switch for gematik's
+// long-expired test TSL, never for production.
+func (s *TrustStore) AddTSLFile(file, anchorDir string, at, now time.Time, allowStale bool) error {
+	anchors, err := LoadTrustStoreDir(anchorDir)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	tsl, err := ParseTSL(data, TSLOptions{SignerTrust: anchors, At: at})
+	if err != nil {
+		return err
+	}
+	if err := tsl.CheckFresh(now); err != nil && !allowStale {
+		return err
+	}
+	s.AddTSL(tsl)
+	return nil
 }
 
 // tslReadDocument parses the XML and finds the one enveloped signature. It refuses DOCTYPEs (entity

@@ -111,11 +111,7 @@ func (p *Proxy) federation(w http.ResponseWriter, r *http.Request) (string, erro
 	}
 
 	// 7. forward, byte-identical
-	if body == nil {
-		_, err = p.forwardUpstream(w, r, nil, false)
-	} else {
-		_, err = p.forwardUpstream(w, r, body, false)
-	}
+	_, err = p.forwardUpstream(w, r, body, false)
 	return id, err
 }
 

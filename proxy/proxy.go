@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -409,7 +410,7 @@ func rewriteVersions(body []byte) ([]byte, error) {
 			kept = append(kept, s)
 		}
 	}
-	if !contains(kept, "v1.11") {
+	if !slices.Contains(kept, "v1.11") {
 		kept = append(kept, "v1.11")
 	}
 	v["versions"], _ = json.Marshal(kept)
@@ -434,15 +435,6 @@ func versionAtMost(s string, major, minor int) bool {
 		return false
 	}
 	return x < major || (x == major && y <= minor)
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func (p *Proxy) writeJSON(w http.ResponseWriter, status int, v any) error {

@@ -364,7 +364,7 @@ func listVerifier(ctx context.Context, cfg *Config) (flist.Verifier, error) {
 		}
 	}
 	if fl.TSL != "" {
-		if err := addTSL(ctx, trust, fl.TSL, fl.TSLAnchor, fl.TSLAllowStale); err != nil {
+		if err := trust.AddTSLFile(fl.TSL, fl.TSLAnchor, time.Now(), time.Now(), fl.TSLAllowStale); err != nil {
 			return nil, fmt.Errorf("federation_list.tsl: %w", err)
 		}
 	}
@@ -382,29 +382,6 @@ func listVerifier(ctx context.Context, cfg *Config) (flist.Verifier, error) {
 	return func(ctx context.Context, jws []byte, at time.Time) (*certs.FederationList, error) {
 		return certs.VerifyFederationList(ctx, jws, certs.FederationListOptions{Trust: trust, At: at, Revocation: rc})
 	}, nil
-}
-
-// addTSL trusts the CAs of a verified gematik TSL. A stale TSL is refused unless the configuration allows
-// it (gematik's published test TSL is long expired).
-func addTSL(ctx context.Context, trust *certs.TrustStore, file, anchorDir string, allowStale bool) error {
-	_ = ctx
-	anchors, err := certs.LoadTrustStoreDir(anchorDir)
-	if err != nil {
-		return err
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	tsl, err := certs.ParseTSL(data, certs.TSLOptions{SignerTrust: anchors, At: time.Now()})
-	if err != nil {
-		return err
-	}
-	if err := tsl.CheckFresh(time.Now()); err != nil && !allowStale {
-		return err
-	}
-	trust.AddTSL(tsl)
-	return nil
 }
 
 // RefreshFederationList asks the list source once now (operators' reload, tests).

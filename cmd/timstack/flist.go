@@ -120,22 +120,12 @@ func loadTrust(dir, tslFile, tslAnchorDir string, at time.Time, allowStale bool)
 		if tslAnchorDir == "" {
 			return nil, fmt.Errorf("--tsl needs --tsl-anchor")
 		}
-		anchors, err := certs.LoadTrustStoreDir(tslAnchorDir)
-		if err != nil {
+		if err := trust.AddTSLFile(tslFile, tslAnchorDir, at, time.Now(), allowStale); err != nil {
+			if errors.Is(err, certs.ErrTSLStale) {
+				return nil, fmt.Errorf("%w (use --tsl-allow-stale for gematik's test TSL)", err)
+			}
 			return nil, err
 		}
-		data, err := os.ReadFile(tslFile)
-		if err != nil {
-			return nil, err
-		}
-		tsl, err := certs.ParseTSL(data, certs.TSLOptions{SignerTrust: anchors, At: at})
-		if err != nil {
-			return nil, err
-		}
-		if err := tsl.CheckFresh(time.Now()); err != nil && !allowStale {
-			return nil, fmt.Errorf("%w (use --tsl-allow-stale for gematik's test TSL)", err)
-		}
-		trust.AddTSL(tsl)
 	}
 	return trust, nil
 }

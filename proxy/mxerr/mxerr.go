@@ -1,7 +1,8 @@
 // Package mxerr is the one place Matrix errors are shaped: a typed error carrying status, errcode and a
 // fixed message, and the single writer that turns any error into a `{"errcode","error"}` response.
 //
-// Messages are fixed per kind of refusal and never echo input or Go error strings; the cause travels in
+// Refusals are built from proxy/reasons.go's table with New; the few constructors here are for errors that
+// have no policy reason. Messages are fixed per kind of refusal and never echo input or Go error strings; the cause travels in
 // Unwrap for the log only.
 package mxerr
 
@@ -53,61 +54,13 @@ func New(status int, errcode, message string) *Error {
 // Forbidden is 403 M_FORBIDDEN.
 func Forbidden(message string) *Error { return New(http.StatusForbidden, "M_FORBIDDEN", message) }
 
-// MissingToken is 401 M_MISSING_TOKEN.
-func MissingToken() *Error {
-	return New(http.StatusUnauthorized, "M_MISSING_TOKEN", "Missing access token")
-}
-
-// UnknownToken is 401 M_UNKNOWN_TOKEN.
-func UnknownToken() *Error {
-	return New(http.StatusUnauthorized, "M_UNKNOWN_TOKEN", "Unknown or expired access token")
-}
-
-// Unauthorized is 401 M_UNAUTHORIZED (federation requests without valid X-Matrix authentication).
-func Unauthorized(message string) *Error {
-	return New(http.StatusUnauthorized, "M_UNAUTHORIZED", message)
-}
-
-// Unrecognized is 404 M_UNRECOGNIZED (unknown endpoint).
-func Unrecognized() *Error {
-	return New(http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request")
-}
-
-// MethodNotAllowed is 405 M_UNRECOGNIZED with an Allow header.
-func MethodNotAllowed(allow []string) *Error {
-	e := New(http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "Unrecognized request")
-	e.Allow = allow
-	return e
-}
-
-// NotFound is 404 M_NOT_FOUND.
-func NotFound(message string) *Error { return New(http.StatusNotFound, "M_NOT_FOUND", message) }
-
 // BadJSON is 400 M_BAD_JSON.
 func BadJSON(message string) *Error { return New(http.StatusBadRequest, "M_BAD_JSON", message) }
-
-// NotJSON is 400 M_NOT_JSON.
-func NotJSON() *Error { return New(http.StatusBadRequest, "M_NOT_JSON", "Content not JSON") }
-
-// TooLarge is 413 M_TOO_LARGE.
-func TooLarge() *Error {
-	return New(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Request too large")
-}
-
-// LimitExceeded is 429 M_LIMIT_EXCEEDED.
-func LimitExceeded(retryAfterMillis int64) *Error {
-	e := New(http.StatusTooManyRequests, "M_LIMIT_EXCEEDED", "Too many requests")
-	e.RetryAfterMillis = retryAfterMillis
-	return e
-}
 
 // Unknown is 500 M_UNKNOWN.
 func Unknown() *Error {
 	return New(http.StatusInternalServerError, "M_UNKNOWN", "Internal server error")
 }
-
-// BadGateway is 502 M_UNKNOWN: the homeserver or a remote server did not answer usefully.
-func BadGateway() *Error { return New(http.StatusBadGateway, "M_UNKNOWN", "Upstream unavailable") }
 
 // As finds the *Error in err's chain; anything else becomes 500 M_UNKNOWN (with err as cause).
 func As(err error) *Error {

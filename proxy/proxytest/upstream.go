@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -135,13 +137,13 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 			"unstable_features": map[string]bool{"org.matrix.msc3814": true}})
 	default:
 		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("X-Upstream-Body-Length", itoa(len(body)))
+		w.Header().Set("X-Upstream-Body-Length", strconv.Itoa(len(body)))
 		_, _ = w.Write([]byte("{}"))
 	}
 }
 
 func unescape(s string) string {
-	out, err := urlUnescape(s)
+	out, err := url.PathUnescape(s)
 	if err != nil {
 		return s
 	}
