@@ -28,6 +28,7 @@ import (
 	"github.com/timstack/timstack/proxy/matrix"
 	"github.com/timstack/timstack/proxy/mxerr"
 	"github.com/timstack/timstack/proxy/route"
+	"github.com/timstack/timstack/proxy/sso"
 )
 
 // clientRequest is one client request on its way through the flow.
@@ -46,6 +47,10 @@ func (p *Proxy) serveClient(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Proxy) client(w http.ResponseWriter, r *http.Request) (string, error) {
+	// The IDP's redirect back to the login edge lives outside /_matrix (proxy/sso).
+	if r.URL.Path == sso.CallbackPath && p.sso != nil && r.Method == http.MethodGet {
+		return "sso.callback", p.sso.Callback(w, r)
+	}
 	// 1. shape
 	tgt, err := route.CheckTarget(r.Method, r.RequestURI)
 	if err != nil {
@@ -66,6 +71,11 @@ func (p *Proxy) client(w http.ResponseWriter, r *http.Request) (string, error) {
 		return id, refuse(policy.ReasonEndpointUnknown)
 	case id == "wellknown.support":
 		return id, p.writeJSON(w, http.StatusOK, p.cfg.Support)
+	case p.sso != nil && (id == "client.login" || id == "client.login.sso.redirect"):
+		// The proxy is the login edge: smartcard login, loginToken redemption (proxy/login.go).
+		if handled, err := p.login(w, cr); handled || err != nil {
+			return id, err
+		}
 	}
 
 	// Bodies the proxy does not read stream to the homeserver, bounded all the same: media by the upload

@@ -13,6 +13,7 @@ import (
 
 	"github.com/timstack/timstack/policy"
 	"github.com/timstack/timstack/proxy/dirfacts"
+	"github.com/timstack/timstack/proxy/sso"
 	"github.com/timstack/timstack/proxy/flist"
 	"github.com/timstack/timstack/proxy/matrix"
 )
@@ -41,6 +42,8 @@ type Config struct {
 	// DirectoryFacts optionally resolves directory facts (organisation types) of remote domains for operator
 	// policy modules; off unless url is set.
 	DirectoryFacts dirfacts.Config `yaml:"directory_facts"`
+	// SSO optionally makes the proxy the login edge: smartcard login through the gematik IDP (proxy/sso).
+	SSO sso.Config `yaml:"sso"`
 }
 
 // ListenConfig names the four listeners. Client and federation face the network; forward and internal
@@ -371,6 +374,9 @@ func (c *Config) Validate() error {
 		if err := c.DirectoryFacts.Validate(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := c.SSO.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Policy.Validate(); err != nil {
 		errs = append(errs, err)

@@ -25,6 +25,7 @@ import (
 	"github.com/timstack/timstack/proxy/matrix"
 	"github.com/timstack/timstack/proxy/mxerr"
 	"github.com/timstack/timstack/proxy/route"
+	"github.com/timstack/timstack/proxy/sso"
 )
 
 // Proxy is the Messenger-Proxy: three surfaces (client, inbound federation, outbound forward proxy) in front
@@ -59,6 +60,8 @@ type Proxy struct {
 	peerList atomic.Pointer[certs.FederationList]
 	// dirfacts resolves directory facts of remote domains for operator modules (nil: off).
 	dirfacts *dirfacts.Resolver
+	// sso is the smartcard login bridge (nil: logins pass to the homeserver).
+	sso *sso.Bridge
 }
 
 // ctxKey carries per-request values.

@@ -116,6 +116,9 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Proxy, error) {
 		return nil, fmt.Errorf("homeserver.appservice_registration: %w", err)
 	}
 	p.tokens = newTokenCache(cfg.Limits.TokenCacheSize, cfg.Limits.TokenCacheTTL, p.now)
+	if err := p.newSSO(cfg); err != nil {
+		return nil, err
+	}
 
 	// Egress: forward proxy with TLS interception, and the transport to remote servers.
 	caPEM, err := os.ReadFile(cfg.Forward.CACertFile)

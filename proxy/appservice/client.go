@@ -442,6 +442,21 @@ func (c *Client) LoginAs(ctx context.Context, userID, deviceID string) (*Login, 
 	return &l, nil
 }
 
+// SetDisplayName sets a local user's display name, acting as that user (the smartcard login sets
+// "Name, Vorname" from the card when it creates the account).
+func (c *Client) SetDisplayName(ctx context.Context, userID, name string) error {
+	if err := c.checkLocal(userID); err != nil {
+		return fmt.Errorf("set display name: %w", err)
+	}
+	if err := c.do(ctx, call{
+		method: http.MethodPut, path: "/_matrix/client/v3/profile/" + url.PathEscape(userID) + "/displayname",
+		query: asUserQuery(userID), token: c.asToken, body: map[string]string{"displayname": name},
+	}); err != nil {
+		return fmt.Errorf("set display name of %s: %w", userID, err)
+	}
+	return nil
+}
+
 // Leave makes asUser leave roomID (or reject a pending invite).
 func (c *Client) Leave(ctx context.Context, asUser, roomID, reason string) error {
 	if err := c.checkLocalRoom(asUser, roomID); err != nil {
