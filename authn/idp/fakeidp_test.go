@@ -85,18 +85,19 @@ type fakeIDP struct {
 	codes map[string]fakeCode
 
 	// Knobs, set before the request they affect (guarded by mu).
-	discPayload   func(map[string]any)         // edits the discovery body
-	discHeader    func(map[string]any)         // edits the discovery JWS header
-	discSigner    crypto.Signer                // signs the discovery instead of discKey
-	discX5C       []*certs.Certificate         // x5c instead of [discCert]
-	discType      string                       // Content-Type instead of application/jwt
-	claims        func(map[string]any)         // edits ID-token claims
-	idHeader      func(map[string]any)         // edits the ID-token header
-	idSigner      crypto.Signer                // signs the ID token instead of sigKey (not published)
-	idAlg         certs.JWSAlgorithm           // alg for idSigner (default BP256R1)
-	idRaw         func(inner []byte) []byte    // rewrites the finished inner ID-token JWS
-	tokenType     string                       // token_type instead of Bearer
-	jweHeader     map[string]any               // replaces the id_token JWE's extra header
+	discPayload   func(map[string]any)      // edits the discovery body
+	discHeader    func(map[string]any)      // edits the discovery JWS header
+	discSigner    crypto.Signer             // signs the discovery instead of discKey
+	discX5C       []*certs.Certificate      // x5c instead of [discCert]
+	discType      string                    // Content-Type instead of application/jwt
+	claims        func(map[string]any)      // edits ID-token claims
+	idHeader      func(map[string]any)      // edits the ID-token header
+	idSigner      crypto.Signer             // signs the ID token instead of sigKey (not published)
+	idAlg         certs.JWSAlgorithm        // alg for idSigner (default BP256R1)
+	idRaw         func(inner []byte) []byte // rewrites the finished inner ID-token JWS
+	tokenType     string                    // token_type instead of Bearer
+	sigNoX5C      bool                      // publish puk_idp_sig without x5c
+	jweHeader     map[string]any            // replaces the id_token JWE's extra header
 	noAccessToken bool
 
 	discoveryHits atomic.Int32
@@ -118,10 +119,26 @@ func newFakeIDP(t testing.TB, clock *testClock) *fakeIDP {
 	mux.HandleFunc("GET /certs/puk_idp_sig", f.jwk(func() ([]byte, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		if f.sigNoX5C {
+			return certs.BP256JWK(f.sigKey.Public().(*ecdsa.PublicKey), kidIDPSig, "sig")
+		}
 		return certs.BP256JWK(f.sigKey.Public().(*ecdsa.PublicKey), kidIDPSig, "sig", f.sigCert)
 	}))
 	mux.HandleFunc("GET /certs/puk_idp_enc", f.jwk(func() ([]byte, error) {
 		return certs.BP256JWK(f.encKey.Public().(*ecdsa.PublicKey), kidIDPEnc, "enc")
+	}))
+	mux.HandleFunc("GET /certs", f.jwk(func() ([]byte, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		sig, err := certs.BP256JWK(f.sigKey.Public().(*ecdsa.PublicKey), kidIDPSig, "sig", f.sigCert)
+		if err != nil {
+			return nil, err
+		}
+		enc, err := certs.BP256JWK(f.encKey.Public().(*ecdsa.PublicKey), kidIDPEnc, "enc")
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(map[string][]json.RawMessage{"keys": {sig, enc}})
 	}))
 	mux.HandleFunc("GET /auth", f.auth)
 	mux.HandleFunc("POST /token", f.token)
