@@ -27,7 +27,7 @@ func NewTestOCSP(trust *certs.TrustStore, now func() time.Time) (*TestOCSP, erro
 	if now == nil {
 		now = time.Now
 	}
-	t := now()
+	t := now().UTC().Truncate(time.Second)
 	from, until := t.AddDate(-1, 0, 0), t.AddDate(1, 0, 0)
 	ca, err := certs.NewTestCA("timstack devidp OCSP CA", certs.KeyBrainpoolP256r1, from, until)
 	if err != nil {
