@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/timstack/timstack/certs"
 	"github.com/timstack/timstack/directory/fhir"
 	"github.com/timstack/timstack/directory/index"
 	"github.com/timstack/timstack/directory/search"
@@ -42,9 +43,16 @@ type Deps struct {
 	NotFound    func(error) bool
 	ListSigners []ListSigner
 	OpenID      OpenIDVerifier
-	Log         *slog.Logger
-	Now         func() time.Time
-	Version     string
+	// RegServiceTrust anchors the certificates (C.FD.SIG, role oid_tim) that sign RegService-OpenID-Tokens
+	// presented at /owner-authenticate. Nil: that form of /owner-authenticate answers 401.
+	RegServiceTrust *certs.TrustStore
+	// RegServiceRevocation checks those certificates (OCSP); nil means not checked.
+	RegServiceRevocation certs.RevocationChecker
+	// OwnerLogin is the gematik IDP login of /owner-authenticate without a header. Nil: 401.
+	OwnerLogin OwnerLogin
+	Log        *slog.Logger
+	Now        func() time.Time
+	Version    string
 }
 
 // Server is the directory's HTTP surface.
@@ -127,6 +135,10 @@ func (s *Server) Handler() http.Handler {
 	auth := &authAPI{fed: s.fed, tokens: s.tokens, openid: s.deps.OpenID, clients: KVClients{KV: s.deps.Store}, log: s.log}
 	r.Get("/tim-authenticate", auth.timAuthenticate)
 	r.Get("/ti-provider-authenticate", auth.tiProviderAuthenticate)
+	owner := &ownerAuthAPI{base: s.cfg.BaseURL, tokens: s.tokens, trust: s.deps.RegServiceTrust, revocation: s.deps.RegServiceRevocation,
+		login: s.deps.OwnerLogin, now: s.deps.Now, log: s.log}
+	r.Get("/owner-authenticate", owner.ownerAuthenticate)
+	r.Get("/signin-gematik-idp-dienst", owner.signinGematikIDP)
 	r.Post("/auth/realms/TI-Provider/protocol/openid-connect/token", auth.clientCredentials)
 	prov := &providerAPI{fed: s.fed, tokens: s.tokens, locator: storeLocator{store: s.deps.Store}, log: s.log, version: s.deps.Version, maxBytes: s.cfg.MaxBodyBytes}
 	r.Route("/tim-provider-services", prov.routes)
