@@ -73,10 +73,11 @@ func (c *testClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 // It checks PKCE S256 and decrypts key_verifier like the real service. Knobs let tests break one thing at a
 // time.
 type fakeIDP struct {
-	t      testing.TB
-	srv    *httptest.Server
-	issuer string
-	clock  *testClock
+	t       testing.TB
+	srv     *httptest.Server
+	handler http.Handler
+	issuer  string
+	clock   *testClock
 
 	discCert, sigCert, encCert *certs.Certificate
 	discKey, sigKey, encKey    crypto.Signer
@@ -142,6 +143,7 @@ func newFakeIDP(t testing.TB, clock *testClock) *fakeIDP {
 	}))
 	mux.HandleFunc("GET /auth", f.auth)
 	mux.HandleFunc("POST /token", f.token)
+	f.handler = mux
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	f.issuer = f.srv.URL
