@@ -131,111 +131,115 @@ func (rp *RelyingParty) loadKeys(ctx context.Context, now time.Time) (*idpKeys, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: discovery: %w", ErrDiscovery, err)
 	}
-	disc, err := rp.verifyDiscovery(ctx, body, now)
+	disc, signer, err := rp.verifyDiscovery(ctx, body, now)
 	if err != nil {
 		return nil, fmt.Errorf("%w: discovery: %w", ErrDiscovery, err)
 	}
 	k := &idpKeys{disc: *disc}
-	if k.sig, k.enc, err = rp.fetchIDPKeys(ctx, disc, now); err != nil {
+	var sigCert *certs.Certificate
+	if k.sig, k.enc, sigCert, err = rp.fetchIDPKeys(ctx, disc, now); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDiscovery, err)
 	}
+	// Keep the set no longer than the discovery exp, 24 h, or either certificate's validity.
 	k.validUntil = time.Unix(*disc.Expires, 0)
-	if limit := now.Add(maxDiscoveryLife); k.validUntil.After(limit) {
-		k.validUntil = limit
+	for _, limit := range []time.Time{now.Add(maxDiscoveryLife), signer.NotAfter, sigCert.NotAfter} {
+		if k.validUntil.After(limit) {
+			k.validUntil = limit
+		}
 	}
 	return k, nil
 }
 
 // verifyDiscovery checks the discovery JWS: header, signer certificate, signature, then the content.
-func (rp *RelyingParty) verifyDiscovery(ctx context.Context, raw []byte, now time.Time) (*discoveryDoc, error) {
+func (rp *RelyingParty) verifyDiscovery(ctx context.Context, raw []byte, now time.Time) (*discoveryDoc, *certs.Certificate, error) {
 	j, err := certs.ParseCompactJWS(raw)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// jwx would verify with whatever algorithm it is handed; the header must name BP256R1 before anything else.
 	if j.Header.Alg != certs.AlgBP256R1 {
-		return nil, fmt.Errorf("%w: alg %q, want BP256R1", certs.ErrAlgorithmMismatch, j.Header.Alg)
+		return nil, nil, fmt.Errorf("%w: alg %q, want BP256R1", certs.ErrAlgorithmMismatch, j.Header.Alg)
 	}
 	if j.Header.Kid != kidDiscovery {
-		return nil, fmt.Errorf("kid %q, want %s", j.Header.Kid, kidDiscovery)
+		return nil, nil, fmt.Errorf("kid %q, want %s", j.Header.Kid, kidDiscovery)
 	}
 	if len(j.Header.X5C) != 1 {
-		return nil, fmt.Errorf("x5c holds %d certificates, want exactly the signer", len(j.Header.X5C))
+		return nil, nil, fmt.Errorf("x5c holds %d certificates, want exactly the signer", len(j.Header.X5C))
 	}
 	// Signature first: it is local, while the chain check may ask an OCSP responder — garbage costs us nothing.
 	signer, err := j.VerifyX5C(certs.AlgBP256R1)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := rp.verifyIDPCertificate(ctx, "discovery signer", []*certs.Certificate{signer}, now); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var d discoveryDoc
 	if err := json.Unmarshal(j.Payload, &d); err != nil {
-		return nil, fmt.Errorf("payload: %w", err)
+		return nil, nil, fmt.Errorf("payload: %w", err)
 	}
 	if d.Issuer != rp.cfg.Issuer {
-		return nil, fmt.Errorf("issuer %q, want %q", d.Issuer, rp.cfg.Issuer)
+		return nil, nil, fmt.Errorf("issuer %q, want %q", d.Issuer, rp.cfg.Issuer)
 	}
 	if d.IssuedAt == nil || d.Expires == nil {
-		return nil, errors.New("iat or exp missing")
+		return nil, nil, errors.New("iat or exp missing")
 	}
 	iat, exp := time.Unix(*d.IssuedAt, 0), time.Unix(*d.Expires, 0)
 	if iat.After(now.Add(maxClockSkew)) {
-		return nil, fmt.Errorf("issued in the future (iat %s, now %s)", iat.UTC(), now.UTC())
+		return nil, nil, fmt.Errorf("issued in the future (iat %s, now %s)", iat.UTC(), now.UTC())
 	}
 	if now.After(exp) {
-		return nil, fmt.Errorf("expired at %s (now %s)", exp.UTC(), now.UTC())
+		return nil, nil, fmt.Errorf("expired at %s (now %s)", exp.UTC(), now.UTC())
 	}
 	if !slices.Contains(d.IDTokenAlgs, string(certs.AlgBP256R1)) {
-		return nil, fmt.Errorf("id_token_signing_alg_values_supported %q lacks BP256R1", d.IDTokenAlgs)
+		return nil, nil, fmt.Errorf("id_token_signing_alg_values_supported %q lacks BP256R1", d.IDTokenAlgs)
 	}
 	if !slices.Contains(d.CodeChallengeMethods, "S256") {
-		return nil, fmt.Errorf("code_challenge_methods_supported %q lacks S256", d.CodeChallengeMethods)
+		return nil, nil, fmt.Errorf("code_challenge_methods_supported %q lacks S256", d.CodeChallengeMethods)
 	}
 	for _, e := range []struct{ name, url string }{
 		{"authorization_endpoint", d.AuthorizationEndpoint}, {"token_endpoint", d.TokenEndpoint},
 	} {
 		if e.url == "" {
-			return nil, fmt.Errorf("%s missing", e.name)
+			return nil, nil, fmt.Errorf("%s missing", e.name)
 		}
 		if err := checkEndpointURL(e.url, rp.cfg.Production); err != nil {
-			return nil, fmt.Errorf("%s: %w", e.name, err)
+			return nil, nil, fmt.Errorf("%s: %w", e.name, err)
 		}
 	}
-	return &d, nil
+	return &d, signer, nil
 }
 
 // fetchIDPKeys loads puk_idp_sig and puk_idp_enc from their own URIs, or from jwks_uri when the discovery
 // document names no per-key URIs.
-func (rp *RelyingParty) fetchIDPKeys(ctx context.Context, d *discoveryDoc, now time.Time) (sig, enc *ecdsa.PublicKey, err error) {
+func (rp *RelyingParty) fetchIDPKeys(ctx context.Context, d *discoveryDoc, now time.Time) (sig, enc *ecdsa.PublicKey, sigCert *certs.Certificate, err error) {
 	var sigJWK, encJWK []byte
 	if d.URIPukIDPSig != "" && d.URIPukIDPEnc != "" {
 		if sigJWK, err = rp.getKeyDoc(ctx, "uri_puk_idp_sig", d.URIPukIDPSig); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if encJWK, err = rp.getKeyDoc(ctx, "uri_puk_idp_enc", d.URIPukIDPEnc); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	} else {
 		if d.JWKSURI == "" {
-			return nil, nil, errors.New("discovery names neither uri_puk_idp_sig/uri_puk_idp_enc nor jwks_uri")
+			return nil, nil, nil, errors.New("discovery names neither uri_puk_idp_sig/uri_puk_idp_enc nor jwks_uri")
 		}
 		set, err := rp.getKeyDoc(ctx, "jwks_uri", d.JWKSURI)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if sigJWK, encJWK, err = pickJWKs(set); err != nil {
-			return nil, nil, fmt.Errorf("jwks_uri: %w", err)
+			return nil, nil, nil, fmt.Errorf("jwks_uri: %w", err)
 		}
 	}
-	if sig, err = rp.checkJWK(ctx, sigJWK, kidIDPSig, "sig", true, now); err != nil {
-		return nil, nil, err
+	if sig, sigCert, err = rp.checkJWK(ctx, sigJWK, kidIDPSig, "sig", true, now); err != nil {
+		return nil, nil, nil, err
 	}
-	if enc, err = rp.checkJWK(ctx, encJWK, kidIDPEnc, "enc", false, now); err != nil {
-		return nil, nil, err
+	if enc, _, err = rp.checkJWK(ctx, encJWK, kidIDPEnc, "enc", false, now); err != nil {
+		return nil, nil, nil, err
 	}
-	return sig, enc, nil
+	return sig, enc, sigCert, nil
 }
 
 func (rp *RelyingParty) getKeyDoc(ctx context.Context, what, url string) ([]byte, error) {
@@ -283,26 +287,27 @@ func pickJWKs(set []byte) (sig, enc []byte, err error) {
 // key would be trusted only through the transport); its certificate passes the same check as the discovery
 // signer and certifies exactly x/y (ParseBP256JWK compares them). puk_idp_enc needs no x5c, but one present
 // is checked too.
-func (rp *RelyingParty) checkJWK(ctx context.Context, raw []byte, wantKid, wantUse string, needX5C bool, now time.Time) (*ecdsa.PublicKey, error) {
+func (rp *RelyingParty) checkJWK(ctx context.Context, raw []byte, wantKid, wantUse string, needX5C bool, now time.Time) (*ecdsa.PublicKey, *certs.Certificate, error) {
 	pub, kid, use, x5c, err := certs.ParseBP256JWK(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", wantKid, err)
+		return nil, nil, fmt.Errorf("%s: %w", wantKid, err)
 	}
 	if kid != wantKid {
-		return nil, fmt.Errorf("%s: kid %q", wantKid, kid)
+		return nil, nil, fmt.Errorf("%s: kid %q", wantKid, kid)
 	}
 	if use != wantUse && !(use == "" && wantUse == "sig") {
-		return nil, fmt.Errorf("%s: use %q, want %q", wantKid, use, wantUse)
+		return nil, nil, fmt.Errorf("%s: use %q, want %q", wantKid, use, wantUse)
 	}
 	if needX5C && len(x5c) == 0 {
-		return nil, fmt.Errorf("%s: no x5c: the key cannot be tied to an IDP-Dienst certificate", wantKid)
+		return nil, nil, fmt.Errorf("%s: no x5c: the key cannot be tied to an IDP-Dienst certificate", wantKid)
 	}
-	if len(x5c) > 0 {
-		if err := rp.verifyIDPCertificate(ctx, wantKid, x5c, now); err != nil {
-			return nil, err
-		}
+	if len(x5c) == 0 {
+		return pub, nil, nil
 	}
-	return pub, nil
+	if err := rp.verifyIDPCertificate(ctx, wantKid, x5c, now); err != nil {
+		return nil, nil, err
+	}
+	return pub, x5c[0], nil
 }
 
 // get performs a bounded GET. With strictType, the response's media type must equal accept.

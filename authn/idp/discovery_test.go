@@ -187,3 +187,69 @@ func TestDiscoveryIsLoadedOnceForConcurrentLogins(t *testing.T) {
 		}
 	})
 }
+
+// revocationFunc adapts a function to certs.RevocationChecker.
+type revocationFunc func(cert *certs.Certificate) error
+
+func (f revocationFunc) CheckRevocation(_ context.Context, cert, _ *certs.Certificate, _ time.Time) error {
+	return f(cert)
+}
+
+func TestIDPSignerRevocation(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		revoked string // CN
+	}{
+		{"a revoked discovery signer is refused", "IDP Sig 5"},
+		{"a revoked puk_idp_sig certificate is refused", "IDP Sig 4"},
+		{"with nothing revoked discovery loads and both certificates were checked", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeIDP(t, newTestClock(time.Now()))
+			var mu sync.Mutex
+			asked := map[string]bool{}
+			rp := newTestRP(t, f, func(c *Config) {
+				c.Revocation = revocationFunc(func(cert *certs.Certificate) error {
+					mu.Lock()
+					defer mu.Unlock()
+					asked[cert.Subject.CommonName] = true
+					if cert.Subject.CommonName == tc.revoked {
+						return &certs.OCSPRevokedError{RevokedAt: time.Now().Add(-time.Hour), Reason: 1}
+					}
+					return nil
+				})
+			})
+			_, _, err := rp.Begin(context.Background(), BeginOptions{})
+			if tc.revoked != "" {
+				if !errors.Is(err, ErrDiscovery) || !errors.Is(err, certs.ErrRevoked) {
+					t.Errorf("got %v, want ErrDiscovery and ErrRevoked", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !asked["IDP Sig 5"] || !asked["IDP Sig 4"] {
+				t.Errorf("revocation asked for %v, want IDP Sig 5 and IDP Sig 4", asked)
+			}
+		})
+	}
+}
+
+func TestKeySetLifetime(t *testing.T) {
+	t.Run("the key set is kept no longer than the discovery exp and never beyond 24 h", func(t *testing.T) {
+		clock := newTestClock(time.Now())
+		f := newFakeIDP(t, clock)
+		f.set(func(f *fakeIDP) {
+			f.discPayload = func(b map[string]any) { b["exp"] = b["iat"].(int64) + 3*86400 }
+		})
+		rp := newTestRP(t, f, nil)
+		k, err := rp.keys.get(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := k.validUntil.Sub(clock.Now()); got > maxDiscoveryLife {
+			t.Errorf("cached for %s", got)
+		}
+	})
+}

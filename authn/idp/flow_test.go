@@ -291,3 +291,28 @@ func tamper(tok []byte, i int) []byte {
 	}
 	return out
 }
+
+func TestJTIReplayThroughComplete(t *testing.T) {
+	t.Run("a second login whose ID token repeats a jti is refused", func(t *testing.T) {
+		f := newFakeIDP(t, newTestClock(time.Now()))
+		rp := newTestRP(t, f, nil)
+		f.set(func(f *fakeIDP) { f.claims = func(c map[string]any) { c["jti"] = "fixed-jti" } })
+		if _, err := login(t, rp, f); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := login(t, rp, f); !errors.Is(err, ErrReplay) || !errors.Is(err, ErrTokenInvalid) {
+			t.Errorf("got %v, want ErrReplay and ErrTokenInvalid", err)
+		}
+	})
+	t.Run("a login without access token needs no at_hash", func(t *testing.T) {
+		f := newFakeIDP(t, newTestClock(time.Now()))
+		rp := newTestRP(t, f, nil)
+		f.set(func(f *fakeIDP) {
+			f.noAccessToken = true
+			f.claims = func(c map[string]any) { delete(c, "at_hash") }
+		})
+		if _, err := login(t, rp, f); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

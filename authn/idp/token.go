@@ -27,12 +27,17 @@ const (
 // Identity is what a verified ID token says about the user. The identity key is (TelematikID,
 // ProfessionOID); Subject is pairwise per client and kept for audit only.
 type Identity struct {
-	TelematikID, ProfessionOID                           string // idNummer, professionOID
-	Kind                                                 certs.ProfessionKind
+	// TelematikID and ProfessionOID are the idNummer and professionOID claims, read by the IDP from the card's
+	// Admission extension (only the first profession OID of a card reaches us).
+	TelematikID, ProfessionOID string
+	// Kind is certs.ClassifyProfessionOID(ProfessionOID); KindUnknown passes verification but no CheckProfession.
+	Kind certs.ProfessionKind
+	// OrganizationName is the SMC-B's CN (empty for an HBA); DisplayName falls back to the names, then to it.
 	OrganizationName, GivenName, FamilyName, DisplayName string
-	Subject, Issuer, ClientID, JTI, ACR                  string
-	AMR                                                  []string
-	AuthTime, IssuedAt, ExpiresAt                        time.Time
+	// Subject (pairwise sub), Issuer, ClientID, JTI and ACR are kept for audit.
+	Subject, Issuer, ClientID, JTI, ACR string
+	AMR                                 []string
+	AuthTime, IssuedAt, ExpiresAt       time.Time
 }
 
 // tokenResponse is the token endpoint's JSON answer.
