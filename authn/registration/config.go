@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -252,7 +253,7 @@ func (c *Config) Validate() error {
 func validServerName(s string) error {
 	host := s
 	if h, port, err := net.SplitHostPort(s); err == nil {
-		if port == "" || strings.Trim(port, "0123456789") != "" || len(port) > 5 {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strings.Trim(port, "0123456789") != "" {
 			return errors.New("invalid port")
 		}
 		host = h

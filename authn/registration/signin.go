@@ -13,7 +13,10 @@ import (
 type adminKey struct{}
 
 // sessionAdmin is the signed-in Org-Admin of a request that passed requireSession.
-func sessionAdmin(r *http.Request) *OrgAdmin { a, _ := r.Context().Value(adminKey{}).(*OrgAdmin); return a }
+func sessionAdmin(r *http.Request) *OrgAdmin {
+	a, _ := r.Context().Value(adminKey{}).(*OrgAdmin)
+	return a
+}
 
 func (s *Service) requireSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
