@@ -24,8 +24,19 @@ type OpenIDVerifier interface {
 // means the homeserver could not be asked (503).
 var ErrOpenIDRefused = errors.New("openid token refused by homeserver")
 
+// Federated reports whether a server name is on our federation list and not deactivated. cmd hands it to
+// the shared Matrix OpenID validator (authn/matrixopenid), whose gate must come before any network access.
+func (f *Federation) Federated(serverName string) bool {
+	d, ok := f.snap.Load().domains[strings.ToLower(serverName)]
+	return ok && d.DeactivatedAt.IsZero()
+}
+
 // MatrixOpenID asks the homeserver's federation API: /.well-known/matrix/server of the server name, then
 // GET /_matrix/federation/v1/openid/userinfo?access_token=… on the delegated host.
+//
+// cmd/timstack wires authn/matrixopenid's Validator instead (federation gate, caches, single-flight,
+// Matrix default port 8448); this small client stays for tests and embedders that need no caching. Its
+// default port 443 follows the VZD HOWTO.
 type MatrixOpenID struct {
 	Client *http.Client
 	// Resolve maps a server name to the base URL of its federation API. Nil means the .well-known lookup

@@ -456,6 +456,11 @@ func TestTimAuthenticateIssuesSearchTokensForFederatedServers(t *testing.T) {
 				t.Fatalf("add domain: %d %s", status, b)
 			}
 		}
+		for name, want := range map[string]bool{"hs1.tim.test": true, "HS1.tim.test": true, "kasse.tim.test": true, "evil.example": false, "": false} {
+			if got := e.srv.Federation().Federated(name); got != want {
+				t.Errorf("Federated(%q) = %v, want %v", name, got, want)
+			}
+		}
 		// The homeserver double answers userinfo like Synapse: {"sub": "@user:server"}.
 		e.userinfo["tok-alice"] = "@alice:hs1.tim.test"
 		e.userinfo["tok-versicherter"] = "@v123:kasse.tim.test"

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/timstack/timstack/authn/idp"
+	"github.com/timstack/timstack/authn/matrixopenid"
 	"github.com/timstack/timstack/certs"
 	"github.com/timstack/timstack/directory"
 	"github.com/timstack/timstack/directory/generate"
@@ -83,6 +85,16 @@ func runDirectoryServe(args []string, stdout, stderr io.Writer) error {
 	var signerDirs, resolve stringList
 	fs.Var(&signerDirs, "list-signer", "federation-list signer directory with cert.pem and key.pem (repeatable: one brainpool, one P-256)")
 	fs.Var(&resolve, "resolve", "TEST ONLY: server-name=base-URL for Matrix OpenID userinfo calls (repeatable), instead of .well-known")
+	var o ownerAuthOptions
+	fs.StringVar(&o.regCADir, "regservice-ca-dir", "", "CA certificates (PEM) the C.FD.SIG/oid_tim signers of RegService-OpenID-Tokens chain to; without it or --regservice-tsl, /owner-authenticate refuses bearer tokens")
+	fs.StringVar(&o.regTSL, "regservice-tsl", "", "TSL file whose CAs anchor RegService-token signers (needs --regservice-tsl-anchor)")
+	fs.StringVar(&o.regTSLAnchor, "regservice-tsl-anchor", "", "directory with the TSL signer's CA certificates")
+	fs.StringVar(&o.regOCSP, "regservice-ocsp", string(certs.OCSPRequire), "OCSP policy for RegService-token signers: require (fail closed) or off")
+	fs.StringVar(&o.idpIssuer, "idp-issuer", "", "gematik IDP-Dienst issuer for /owner-authenticate without a header; empty: that form answers 401")
+	fs.StringVar(&o.idpClientID, "idp-client-id", "", "client_id registered with the IDP")
+	fs.StringVar(&o.idpRedirect, "idp-redirect-uri", "", "redirect_uri registered with the IDP (default BASE-URL/signin-gematik-idp-dienst)")
+	fs.StringVar(&o.idpCADir, "idp-ca-dir", "", "component CA certificates (PEM) the IDP's discovery and signing certificates chain to")
+	fs.BoolVar(&o.idpTest, "idp-test", false, "TEST ONLY: also trust the built-in gematik test CAs, allow http/loopback issuers, no OCSP for the IDP signers")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return usageError("%v", err)
 	}
@@ -111,15 +123,136 @@ func runDirectoryServe(args []string, stdout, stderr io.Writer) error {
 		*base = "http://" + ln.Addr().String()
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	srv, err := directory.New(ctx, directory.Config{BaseURL: *base}, directory.Deps{
-		Store: st, NotFound: notFound, ListSigners: signers, Log: log, Version: version(),
-		OpenID: &directory.MatrixOpenID{Resolve: resolver},
+	// The validator's federation gate asks the directory's own list; the server is built after the
+	// validator, and requests only arrive once both exist.
+	var fed *directory.Federation
+	validator, err := matrixopenid.NewValidator(matrixopenid.Config{
+		Federated: func(serverName string) bool { return fed != nil && fed.Federated(serverName) },
+		Resolve:   resolver,
+		Logger:    log,
 	})
 	if err != nil {
 		return failure("directory serve: %v", err)
 	}
+	deps := directory.Deps{
+		Store: st, NotFound: notFound, ListSigners: signers, Log: log, Version: version(),
+		OpenID: matrixOpenIDVerifier{v: validator},
+	}
+	if err := o.apply(&deps, *base, log); err != nil {
+		return usageError("directory serve: %v", err)
+	}
+	srv, err := directory.New(ctx, directory.Config{BaseURL: *base}, deps)
+	if err != nil {
+		return failure("directory serve: %v", err)
+	}
+	fed = srv.Federation()
 	fmt.Fprintf(stdout, "directory listening on %s (base URL %s, db %s)\n", ln.Addr(), *base, redactDSN(*dsn))
 	return serveUntilSignal(&http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}, ln)
+}
+
+// matrixOpenIDVerifier adapts the shared validator (authn/matrixopenid) to the directory's
+// OpenIDVerifier: refusals and unlisted servers become ErrOpenIDRefused (401), the rest 503.
+type matrixOpenIDVerifier struct{ v *matrixopenid.Validator }
+
+func (m matrixOpenIDVerifier) UserInfo(ctx context.Context, serverName, token string) (string, error) {
+	mxid, err := m.v.Validate(ctx, token, serverName, "")
+	if errors.Is(err, matrixopenid.ErrRefused) || errors.Is(err, matrixopenid.ErrNotFederated) {
+		return "", fmt.Errorf("%w: %w", directory.ErrOpenIDRefused, err)
+	}
+	return mxid, err
+}
+
+// ownerAuthOptions are the flags of /owner-authenticate: the RegService trust and the IDP login.
+type ownerAuthOptions struct {
+	regCADir, regTSL, regTSLAnchor, regOCSP string
+	idpIssuer, idpClientID, idpRedirect     string
+	idpCADir                                string
+	idpTest                                 bool
+}
+
+func (o ownerAuthOptions) apply(deps *directory.Deps, base string, log *slog.Logger) error {
+	if o.regCADir != "" || o.regTSL != "" {
+		trust, err := loadTrust(o.regCADir, o.regTSL, o.regTSLAnchor, time.Now(), false)
+		if err != nil {
+			return fmt.Errorf("RegService trust: %w", err)
+		}
+		deps.RegServiceTrust = trust
+		switch certs.OCSPPolicy(o.regOCSP) {
+		case certs.OCSPRequire:
+			deps.RegServiceRevocation = &certs.OCSPChecker{Trust: trust, Policy: certs.OCSPRequire, Timeout: certs.OCSPDefaultTimeout}
+		case certs.OCSPOff:
+			log.Warn("RegService-token signers are not checked for revocation (--regservice-ocsp off)")
+		default:
+			return fmt.Errorf("--regservice-ocsp must be require or off")
+		}
+	}
+	if o.idpIssuer == "" {
+		return nil
+	}
+	if o.idpClientID == "" {
+		return fmt.Errorf("--idp-issuer needs --idp-client-id")
+	}
+	redirect := o.idpRedirect
+	if redirect == "" {
+		redirect = strings.TrimRight(base, "/") + "/signin-gematik-idp-dienst"
+	}
+	var trust *certs.TrustStore
+	var err error
+	if o.idpTest {
+		trust, err = idpTrust(o.idpCADir)
+	} else {
+		if o.idpCADir == "" {
+			return fmt.Errorf("--idp-issuer needs --idp-ca-dir (or --idp-test)")
+		}
+		trust = certs.NewTrustStore()
+		err = trust.LoadPEMDir(o.idpCADir)
+	}
+	if err != nil {
+		return fmt.Errorf("IDP trust: %w", err)
+	}
+	cfg := idp.Config{Issuer: o.idpIssuer, ClientID: o.idpClientID, RedirectURI: redirect, Trust: trust, Production: !o.idpTest, Logger: log}
+	if !o.idpTest {
+		cfg.Revocation = &certs.OCSPChecker{Trust: trust, Policy: certs.OCSPRequire, Timeout: certs.OCSPDefaultTimeout}
+	}
+	rp, err := idp.New(cfg)
+	if err != nil {
+		return fmt.Errorf("IDP: %w", err)
+	}
+	deps.OwnerLogin = idpOwnerLogin{rp: rp}
+	return nil
+}
+
+// idpOwnerLogin adapts the gematik IDP relying party (authn/idp) to the directory's OwnerLogin.
+type idpOwnerLogin struct{ rp *idp.RelyingParty }
+
+func (l idpOwnerLogin) Begin(ctx context.Context, cardType string) (string, error) {
+	u, _, err := l.rp.Begin(ctx, idp.BeginOptions{CardType: cardType})
+	return u, err
+}
+
+func (l idpOwnerLogin) Complete(ctx context.Context, state, code string) (directory.OwnerIdentity, error) {
+	id, err := l.rp.Complete(ctx, state, code)
+	if err != nil {
+		if errors.Is(err, idp.ErrState) || errors.Is(err, idp.ErrTokenInvalid) || errors.Is(err, idp.ErrReplay) {
+			return directory.OwnerIdentity{}, fmt.Errorf("%w: %w", directory.ErrOwnerLoginRefused, err)
+		}
+		return directory.OwnerIdentity{}, err
+	}
+	if err := ownerProfession(id); err != nil {
+		return directory.OwnerIdentity{}, fmt.Errorf("%w: %w", directory.ErrOwnerLoginRefused, err)
+	}
+	return directory.OwnerIdentity{TelematikID: id.TelematikID, ProfessionOID: id.ProfessionOID, Subject: id.Subject}, nil
+}
+
+// ownerProfession: practitioners (HBA) own their Practitioner entry; institutions (SMC-B) own their
+// Organization, as the VZD's /owner-authenticate documents ("HBA → Practitioner entry, SMC-B →
+// Organization entry"). Insured persons and technical roles own nothing.
+func ownerProfession(id *idp.Identity) error {
+	err := idp.CheckProfession(id, idp.UsePractitionerOwner)
+	if err == nil || idp.CheckProfession(id, idp.UseOrgRegistrationPro) == nil {
+		return nil
+	}
+	return err
 }
 
 func parseResolver(entries []string) (func(context.Context, string) (string, error), error) {
