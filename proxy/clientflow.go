@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -253,6 +254,11 @@ func (p *Proxy) createRoomInput(cr *clientRequest) (*policy.Input, error) {
 		InitialState    []stateEvent               `json:"initial_state"`
 	}
 	if err := decodeBody(cr.body, &req); err != nil {
+		return nil, err
+	}
+	// Synapse answers 500 to a null where it expects a list or an object (it iterates `invite` unchecked);
+	// a client sending one gets a clear 400 instead.
+	if err := refuseNulls(cr.body, "invite", "invite_3pid", "initial_state", "creation_content", "power_level_content_override"); err != nil {
 		return nil, err
 	}
 	room := &policy.Room{
@@ -619,6 +625,20 @@ func decodeBody(body []byte, v any) error {
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return refuse(policy.ReasonBadJSON).Wrap(err)
+	}
+	return nil
+}
+
+// refuseNulls refuses a body whose top-level keys are JSON null.
+func refuseNulls(body []byte, keys ...string) error {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return nil // decodeBody has judged the body already
+	}
+	for _, k := range keys {
+		if v, ok := top[k]; ok && string(bytes.TrimSpace(v)) == "null" {
+			return refuse(policy.ReasonBadJSON).Wrap(fmt.Errorf("%s is null", k))
+		}
 	}
 	return nil
 }

@@ -256,6 +256,8 @@ func TestClientDecisions(t *testing.T) {
 			map[string]any{"invite": []string{"@x:matrix.org"}, "initial_state": encrypted}, 403, "M_FORBIDDEN"},
 		{"createRoom inviting a user who blocks all is 403", "POST", "/_matrix/client/v3/createRoom", "tok-alice",
 			map[string]any{"invite": []string{"@blocker:hs1.tim.test"}, "initial_state": encrypted}, 403, "M_FORBIDDEN"},
+		{"createRoom with invite null is 400 (Synapse would answer 500)", "POST", "/_matrix/client/v3/createRoom", "tok-alice",
+			map[string]any{"invite": nil, "initial_state": encrypted}, 400, "M_BAD_JSON"},
 		{"createRoom with room version 11 is 400", "POST", "/_matrix/client/v3/createRoom", "tok-alice",
 			map[string]any{"room_version": "11", "initial_state": encrypted}, 400, "M_UNSUPPORTED_ROOM_VERSION"},
 		{"a private unencrypted room is 403", "POST", "/_matrix/client/v3/createRoom", "tok-alice",
