@@ -1,9 +1,3 @@
-// Package idp is the relying party (RP) for the gematik IDP-Dienst: it loads and verifies the signed discovery
-// document and the IDP keys, runs the authorization-code flow with PKCE and key_verifier, decrypts the
-// token response, verifies the ID token (BP256R1) and its claims, and applies the profession policy per use.
-//
-// Every signature and certificate check goes through package certs; this package only decides which checks
-// apply (one place: idpSignerOptions) and in what order.
 package idp
 
 import "errors"
