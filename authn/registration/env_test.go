@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/timstack/timstack/authn/idp"
 	"github.com/timstack/timstack/certs"
 	"github.com/timstack/timstack/directory"
 	"github.com/timstack/timstack/directory/store"
@@ -46,18 +47,18 @@ type fakeIDP struct {
 	mu     sync.Mutex
 	n      int
 	states map[string]bool
-	codes  map[string]*Identity
+	codes  map[string]*idp.Identity
 	fail   bool
 }
 
-func (f *fakeIDP) Begin(_ context.Context, cardType string) (string, string, error) {
+func (f *fakeIDP) Begin(_ context.Context, opts idp.BeginOptions) (string, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail {
 		return "", "", errors.New("idp down")
 	}
-	if cardType != "SMC-B" {
-		return "", "", fmt.Errorf("card type %q", cardType)
+	if opts.CardType != "SMC-B" {
+		return "", "", fmt.Errorf("card type %q", opts.CardType)
 	}
 	f.n++
 	st := fmt.Sprintf("state-%d", f.n)
@@ -65,7 +66,7 @@ func (f *fakeIDP) Begin(_ context.Context, cardType string) (string, string, err
 	return "https://idp.test/auth?state=" + st + "&cardType=SMC-B", st, nil
 }
 
-func (f *fakeIDP) Complete(_ context.Context, state, code string) (*Identity, error) {
+func (f *fakeIDP) Complete(_ context.Context, state, code string) (*idp.Identity, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.states[state] {
@@ -164,7 +165,7 @@ func newEnv(t *testing.T, variant string) *env {
 		t.Fatal(err)
 	}
 	e.st = openTestStore(t)
-	e.idp = &fakeIDP{states: map[string]bool{}, codes: map[string]*Identity{}}
+	e.idp = &fakeIDP{states: map[string]bool{}, codes: map[string]*idp.Identity{}}
 	e.openid = &fakeOpenID{users: map[string]string{}}
 	raw := fmt.Sprintf(`
 public_url: https://reg.tim.test
@@ -247,7 +248,7 @@ func (e *env) do(method, path, token, body string, hdr ...string) response {
 }
 
 // signIn runs login → callback with the card's identity and returns the callback's answer.
-func (e *env) signIn(id *Identity) response {
+func (e *env) signIn(id *idp.Identity) response {
 	e.t.Helper()
 	r := e.do("GET", "/registration/v1/login", "", "", "Accept", "application/json")
 	if r.status != 200 {
@@ -268,7 +269,7 @@ type admin struct {
 }
 
 // enrol signs a new organisation up and finishes the TOTP enrolment.
-func (e *env) enrol(id *Identity) admin {
+func (e *env) enrol(id *idp.Identity) admin {
 	e.t.Helper()
 	r := e.signIn(id)
 	if r.status != 201 {

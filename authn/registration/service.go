@@ -18,23 +18,17 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/timstack/timstack/authn/idp"
+	"github.com/timstack/timstack/authn/matrixopenid"
 	"github.com/timstack/timstack/certs"
 )
 
-// Identity is what the registration service needs of an IDP-Dienst sign-in (the ID token's idNummer,
-// professionOID and organizationName).
-type Identity struct {
-	TelematikID      string
-	ProfessionOID    string
-	OrganizationName string
-}
-
-// IdentityProvider is the relying party of the gematik IDP-Dienst: Begin starts an authorization-code
-// flow for the SMC-B and returns the URL for the Authenticator; Complete redeems the code and returns the
-// verified identity.
+// IdentityProvider is the relying party of the gematik IDP-Dienst (*idp.RelyingParty satisfies it):
+// Begin starts an authorization-code flow for the SMC-B and returns the URL for the Authenticator;
+// Complete redeems the code and returns the verified identity.
 type IdentityProvider interface {
-	Begin(ctx context.Context, cardType string) (authURL, state string, err error)
-	Complete(ctx context.Context, state, code string) (*Identity, error)
+	Begin(ctx context.Context, opts idp.BeginOptions) (authURL, state string, err error)
+	Complete(ctx context.Context, state, code string) (*idp.Identity, error)
 }
 
 // DirectoryAPI is the part of the VZD provider API the service changes (DirectoryClient satisfies it).
@@ -57,8 +51,6 @@ type Deps struct {
 	Directory DirectoryAPI
 	Lists     ListSource
 	OpenID    OpenIDValidator
-	// CheckProfession applies the variant's profession policy to a sign-in (nil: DefaultProfessionCheck).
-	CheckProfession func(id *Identity, variant string) error
 	// ListTrust anchors the federation list signer; ListRevocation checks it (nil: no OCSP).
 	ListTrust      *certs.TrustStore
 	ListRevocation certs.RevocationChecker
@@ -132,9 +124,6 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	if deps.CheckProfession == nil {
-		deps.CheckProfession = DefaultProfessionCheck
-	}
 	s := &Service{cfg: cfg, deps: deps, log: deps.Log, now: deps.Now,
 		auths: map[string]authIntent{}, pendings: map[string]*pending{}}
 	s.keeper = &ListKeeper{Source: deps.Lists, Store: deps.Store, Trust: deps.ListTrust, Revocation: deps.ListRevocation,
@@ -142,20 +131,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	return s, nil
 }
 
-// DefaultProfessionCheck is the organisation-registration policy: pro admits institution OIDs (SMC-B,
+// professionUse is the IDP profession policy of the variant: pro admits institution OIDs (SMC-B,
 // GS-A_4443), epa only Betriebsstätte Kostenträger (1.2.276.0.76.4.59).
-func DefaultProfessionCheck(id *Identity, variant string) error {
-	kind, name := certs.ClassifyProfessionOID(id.ProfessionOID)
-	switch {
-	case variant == "epa" && id.ProfessionOID == certs.InstitutionKostentraeger:
-		return nil
-	case variant == "epa":
-		return fmt.Errorf("ePA organisations must be Betriebsstätte Kostenträger (1.2.276.0.76.4.59), not %s (%s)", id.ProfessionOID, name)
-	case kind == certs.KindInstitution:
-		return nil
-	default:
-		return fmt.Errorf("professionOID %s (%s, %s) is not an institution", id.ProfessionOID, kind, name)
+func professionUse(variant string) idp.Use {
+	if variant == "epa" {
+		return idp.UseOrgRegistrationEPA
 	}
+	return idp.UseOrgRegistrationPro
 }
 
 // checkSigner requires a C.FD.SIG certificate with role oid_tim on a brainpool key that is signer's.
@@ -332,4 +314,27 @@ func decodeJSON(r *http.Request, v any) error {
 		return errors.New("request body: trailing data")
 	}
 	return nil
+}
+
+// The real collaborators satisfy the service's interfaces.
+var (
+	_ IdentityProvider = (*idp.RelyingParty)(nil)
+	_ OpenIDValidator  = (*matrixopenid.Validator)(nil)
+	_ DirectoryAPI     = (*DirectoryClient)(nil)
+	_ ListSource       = (*DirectoryClient)(nil)
+)
+
+// Federated reports whether serverName is on the verified federation list (false when the list is
+// outdated or missing: fail closed). It is the Federated gate of the Matrix OpenID validator.
+func (s *Service) Federated(serverName string) bool {
+	ctx := context.Background()
+	if out, _ := s.keeper.Outdated(ctx); out {
+		return false
+	}
+	_, l, err := s.keeper.Current(ctx)
+	if err != nil {
+		return false
+	}
+	_, ok := l.Lookup(strings.ToLower(serverName))
+	return ok
 }

@@ -162,7 +162,9 @@ type staticSource struct {
 	current bool
 }
 
-func (s staticSource) FederationList(context.Context, int64) ([]byte, bool, error) { return s.jws, s.current, nil }
+func (s staticSource) FederationList(context.Context, int64) ([]byte, bool, error) {
+	return s.jws, s.current, nil
+}
 
 func TestAnOlderListIsRefused(t *testing.T) {
 	e := newEnv(t, "pro")

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/timstack/timstack/authn/idp"
 )
 
 type adminKey struct{}
@@ -47,7 +49,7 @@ func (s *Service) requireSession(next http.Handler) http.Handler {
 
 // begin starts an IDP sign-in with the SMC-B and remembers its purpose.
 func (s *Service) begin(ctx context.Context, intent authIntent) (string, error) {
-	authURL, state, err := s.deps.IDP.Begin(ctx, "SMC-B")
+	authURL, state, err := s.deps.IDP.Begin(ctx, idp.BeginOptions{CardType: idp.CardTypeSMCB})
 	if err != nil {
 		return "", err
 	}
@@ -121,7 +123,7 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "no_telematik_id", "the ID token carries no idNummer")
 		return
 	}
-	if err := s.deps.CheckProfession(id, s.cfg.Variant); err != nil {
+	if err := idp.CheckProfession(id, professionUse(s.cfg.Variant)); err != nil {
 		s.log.Info("sign-in refused by profession policy", "telematik_id", id.TelematikID, "reason", err.Error())
 		writeError(w, http.StatusForbidden, "profession_refused", err.Error())
 		return
@@ -164,7 +166,7 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 // signUp creates the organisation and its Org-Admin for a Telematik-ID seen the first time, unless an
 // organisation of the same name already has an admin ("Account existiert bereits": that admin links the
 // card instead).
-func (s *Service) signUp(w http.ResponseWriter, r *http.Request, id *Identity) {
+func (s *Service) signUp(w http.ResponseWriter, r *http.Request, id *idp.Identity) {
 	ctx := r.Context()
 	if strings.TrimSpace(id.OrganizationName) != "" {
 		if _, err := s.deps.Store.OrganisationByName(ctx, id.OrganizationName); err == nil {
@@ -329,7 +331,7 @@ func (s *Service) startLink(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"authURL": authURL})
 }
 
-func (s *Service) finishLink(w http.ResponseWriter, r *http.Request, adminID int64, id *Identity) {
+func (s *Service) finishLink(w http.ResponseWriter, r *http.Request, adminID int64, id *idp.Identity) {
 	ctx := r.Context()
 	admin, err := s.deps.Store.Admin(ctx, adminID)
 	if err != nil {

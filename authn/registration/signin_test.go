@@ -2,14 +2,15 @@ package registration
 
 import (
 	"fmt"
+	"github.com/timstack/timstack/authn/idp"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 )
 
-func praxis(tid, name string) *Identity {
-	return &Identity{TelematikID: tid, ProfessionOID: oidPraxisArzt, OrganizationName: name}
+func praxis(tid, name string) *idp.Identity {
+	return &idp.Identity{TelematikID: tid, ProfessionOID: oidPraxisArzt, OrganizationName: name}
 }
 
 func TestFirstSignInCreatesTheOrgAdminAndTOTPGuardsTheSession(t *testing.T) {
@@ -61,21 +62,21 @@ func TestSignInRefusals(t *testing.T) {
 	cases := []struct {
 		name    string
 		variant string
-		before  []*Identity // enrolled first
-		id      *Identity
+		before  []*idp.Identity // enrolled first
+		id      *idp.Identity
 		status  int
 		code    string
 	}{
 		{"a practitioner's HBA OID cannot register an organisation", "pro", nil,
-			&Identity{TelematikID: "1-HBA-X", ProfessionOID: oidArzt, OrganizationName: "Dr. X"}, 403, "profession_refused"},
+			&idp.Identity{TelematikID: "1-HBA-X", ProfessionOID: oidArzt, OrganizationName: "Dr. X"}, 403, "profession_refused"},
 		{"an unknown profession OID is refused", "pro", nil,
-			&Identity{TelematikID: "1-X", ProfessionOID: "1.2.3.4", OrganizationName: "X"}, 403, "profession_refused"},
+			&idp.Identity{TelematikID: "1-X", ProfessionOID: "1.2.3.4", OrganizationName: "X"}, 403, "profession_refused"},
 		{"an insured person's OID is refused", "pro", nil,
-			&Identity{TelematikID: "X110000000", ProfessionOID: "1.2.276.0.76.4.49", OrganizationName: "X"}, 403, "profession_refused"},
+			&idp.Identity{TelematikID: "X110000000", ProfessionOID: "1.2.276.0.76.4.49", OrganizationName: "X"}, 403, "profession_refused"},
 		{"ePA admits no practice SMC-B", "epa", nil, praxis("1-SMC-B-P", "Praxis P"), 403, "profession_refused"},
-		{"an ID token without idNummer is refused", "pro", nil, &Identity{ProfessionOID: oidPraxisArzt, OrganizationName: "X"}, 403, "no_telematik_id"},
+		{"an ID token without idNummer is refused", "pro", nil, &idp.Identity{ProfessionOID: oidPraxisArzt, OrganizationName: "X"}, 403, "no_telematik_id"},
 		{"a second SMC-B of an organisation with an admin is Account existiert bereits", "pro",
-			[]*Identity{praxis("1-SMC-B-First", "Praxis Doppelt")}, praxis("1-SMC-B-Second", "praxis doppelt"), 409, "account_exists"},
+			[]*idp.Identity{praxis("1-SMC-B-First", "Praxis Doppelt")}, praxis("1-SMC-B-Second", "praxis doppelt"), 409, "account_exists"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,7 +93,7 @@ func TestSignInRefusals(t *testing.T) {
 
 	t.Run("ePA admits a Kostenträger SMC-B", func(t *testing.T) {
 		e := newEnv(t, "epa")
-		e.enrol(&Identity{TelematikID: "5-SMC-B-Kasse", ProfessionOID: oidKasse, OrganizationName: "Kasse"})
+		e.enrol(&idp.Identity{TelematikID: "5-SMC-B-Kasse", ProfessionOID: oidKasse, OrganizationName: "Kasse"})
 	})
 	t.Run("an unknown state is refused before the IDP is asked", func(t *testing.T) {
 		e := newEnv(t, "pro")
@@ -168,7 +169,7 @@ func TestAdminLinksAFurtherTelematikID(t *testing.T) {
 	a := e.enrol(praxis("1-SMC-B-Main", "MVZ Link"))
 	e.enrol(praxis("1-SMC-B-Other", "Other Org"))
 
-	link := func(id *Identity) response {
+	link := func(id *idp.Identity) response {
 		r := e.do("POST", "/registration/v1/telematik-ids", a.session, "")
 		if r.status != 200 {
 			t.Fatalf("start link: %d %s", r.status, r.body)
@@ -184,7 +185,7 @@ func TestAdminLinksAFurtherTelematikID(t *testing.T) {
 	if r := link(praxis("1-SMC-B-Other", "Other Org")); r.status != 409 {
 		t.Fatalf("linking another organisation's Telematik-ID: %d %s", r.status, r.body)
 	}
-	if r := link(&Identity{TelematikID: "1-HBA", ProfessionOID: oidArzt}); r.status != 403 {
+	if r := link(&idp.Identity{TelematikID: "1-HBA", ProfessionOID: oidArzt}); r.status != 403 {
 		t.Fatalf("linking an HBA: %d %s", r.status, r.body)
 	}
 	r := e.do("GET", "/registration/v1/org-admin", a.session, "")
