@@ -113,7 +113,37 @@ func (i *IDP) serveChallenge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "server_error", "could not sign the challenge")
 		return
 	}
+	if name, ok := q["dev_identity"]; ok {
+		i.serveDevIdentity(w, r, name[0], jws, cc.Exp)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"challenge": string(jws), "user_consent": userConsent})
+}
+
+// serveDevIdentity completes a login with a built-in card: the IDP plays Authenticator and Konnektor for
+// itself and then runs exactly the checks a POSTed signed challenge gets.
+func (i *IDP) serveDevIdentity(w http.ResponseWriter, r *http.Request, name string, challenge []byte, exp int64) {
+	card, ok := i.devCards[name]
+	if !ok {
+		names := make([]string, 0, len(i.devCards))
+		for n := range i.devCards {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("dev_identity %q unknown (enabled: %v)", name, names))
+		return
+	}
+	signed, err := SignChallenge(card, challenge)
+	if err == nil {
+		signed, err = EncryptSignedChallenge(i.keys.IDPEnc.Cert.PublicKey.(*ecdsa.PublicKey), signed, exp)
+	}
+	if err != nil {
+		i.log.Error("devidp: dev_identity signing", "err", err)
+		writeError(w, http.StatusInternalServerError, "server_error", "could not sign with the dev identity")
+		return
+	}
+	i.log.Warn("devidp: dev_identity login (no Authenticator, no PIN)", "dev_identity", name)
+	i.answerSignedChallenge(w, r, string(signed))
 }
 
 // checkAuthRequest validates the authorization request parameters.
@@ -243,7 +273,12 @@ func (i *IDP) serveSignedChallenge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "form: "+err.Error())
 		return
 	}
-	loc, ref := i.handleSignedChallenge(r, r.PostForm.Get("signed_challenge"))
+	i.answerSignedChallenge(w, r, r.PostForm.Get("signed_challenge"))
+}
+
+// answerSignedChallenge verifies a signed challenge and answers with the redirect or the refusal.
+func (i *IDP) answerSignedChallenge(w http.ResponseWriter, r *http.Request, signed string) {
+	loc, ref := i.handleSignedChallenge(r, signed)
 	if ref != nil {
 		i.log.Info("devidp: card login refused", "reason", ref.desc)
 		if ref.redirectURI == "" {

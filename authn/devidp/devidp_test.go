@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -51,12 +52,18 @@ const (
 
 func newEnv(t *testing.T) *testEnv {
 	t.Helper()
-	clock := &testClock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	keys, err := EmbeddedTestKeys()
+	cardTrust, err := EmbeddedTestTrust()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cardTrust, err := EmbeddedTestTrust()
+	return newEnvWith(t, cardTrust)
+}
+
+// newEnvWith serves a dev IDP whose cards must chain to cardTrust.
+func newEnvWith(t *testing.T, cardTrust *certs.TrustStore) *testEnv {
+	t.Helper()
+	clock := &testClock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	keys, err := EmbeddedTestKeys()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,20 +462,14 @@ func TestSignedChallengeRefusals(t *testing.T) {
 				jwe := string(mustEncrypt(t, enc, mustSign(t, card, ch), exp))
 				parts := strings.Split(jwe, ".")
 				ct := []byte(parts[3])
-				ct[5] ^= 1
-				if ct[5] == '.' {
-					ct[5] = 'A'
-				}
+				flipB64(ct, 5)
 				parts[3] = string(ct)
 				return strings.Join(parts, ".")
 			}},
 		{"a tampered card signature is refused as a bad signature", http.StatusFound, "bad signature",
 			func(t *testing.T, e *testEnv, enc *ecdsa.PublicKey, ch []byte, exp int64) string {
 				s := mustSign(t, card, ch)
-				s[len(s)-3] ^= 1
-				if s[len(s)-3] == '.' {
-					s[len(s)-3] = 'A'
-				}
+				flipB64(s, len(s)-10)
 				return string(mustEncrypt(t, enc, s, exp))
 			}},
 		{"a challenge signed by someone else is not ours", http.StatusBadRequest, "not issued by this IDP",
@@ -521,6 +522,16 @@ func TestSignedChallengeRefusals(t *testing.T) {
 	}
 }
 
+// flipB64 replaces the base64url character at i by another one, so the encoding stays valid and only the
+// decoded bytes change (a middle character: the last one may carry padding bits).
+func flipB64(b []byte, i int) {
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+}
+
 func mustSign(t *testing.T, card *Card, ch []byte) []byte {
 	t.Helper()
 	s, err := SignChallenge(card, ch)
@@ -566,7 +577,7 @@ func TestTokenRequestRefusals(t *testing.T) {
 		}},
 		{"a tampered code is refused", "tampered", func(_ *testing.T, _ *testEnv, _ *ecdsa.PublicKey, tr *tokenRequest) {
 			b := []byte(tr.code)
-			b[len(b)-2] ^= 1
+			flipB64(b, len(b)-10)
 			tr.code = string(b)
 		}},
 		{"a short token_key is refused", "token_key", func(_ *testing.T, _ *testEnv, _ *ecdsa.PublicKey, tr *tokenRequest) {
@@ -689,4 +700,101 @@ func TestLoadKeysReadsTheRepositoryCopy(t *testing.T) {
 	if !keys.IDPSig.Cert.Equal(emb.IDPSig.Cert) || !keys.IDPEnc.Cert.Equal(emb.IDPEnc.Cert) || !keys.DiscSig.Cert.Equal(emb.DiscSig.Cert) {
 		t.Error("embedded keys differ from testdata/gematik/pki/idp")
 	}
+}
+
+// TestEveryGematikTestCardLogsIn runs the whole flow with every card of testdata/gematik/pki/cards against
+// the CAs of the verified test TSL (it lists GEM.HBA-CA44 and GEM.EGK-CA41, which pki/ca lacks). Only the
+// eGKs without an insurance number are refused, for the missing idNummer.
+func TestEveryGematikTestCardLogsIn(t *testing.T) {
+	trust := certs.NewTrustStore()
+	// The TSL signer is checked while the (long stale) list was current; freshness is waived for test data.
+	if err := trust.AddTSLFile(gematikDir("tsl", "TSL_default.xml"), gematikDir("ca"), time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Now(), true); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, trust)
+	entries, err := os.ReadDir(gematikDir("cards"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range entries {
+		t.Run(d.Name(), func(t *testing.T) {
+			card := mustCard(t, "cards", d.Name())
+			if strings.Contains(d.Name(), "idnumber-missing") {
+				if re := refusedBy(t, e, card); !strings.Contains(re.Description, "no idNummer") {
+					t.Errorf("refusal %q, want the missing idNummer", re.Description)
+				}
+				return
+			}
+			_, id, _ := e.login(t, card)
+			want := card.Cert.TelematikID()
+			if card.Cert.CertificateType() == certs.CertCHAUT {
+				want = card.Cert.KVNR()
+			}
+			if id["idNummer"] != want || id["professionOID"] != card.Cert.ProfessionOIDs()[0] {
+				t.Errorf("idNummer %v professionOID %v, want %s %s", id["idNummer"], id["professionOID"], want, card.Cert.ProfessionOIDs()[0])
+			}
+		})
+	}
+}
+
+func TestDevIdentityCompletesTheLoginWithoutAnAuthenticator(t *testing.T) {
+	cards, err := EmbeddedTestCards()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	e.idp.devCards = cards
+	noFollow := *e.srv.Client()
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	get := func(name string) (*http.Response, pkce) {
+		p := newPKCE()
+		resp, err := noFollow.Get(e.authURL(p) + "&dev_identity=" + url.QueryEscape(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp, p
+	}
+	tests := []struct{ name, idNummer, professionOID string }{
+		{"hba-arzt", "1-HBA-Testkarte-883110000129084", "1.2.276.0.76.4.30"},
+		{"smcb-praxis", "1-SMC-B-Testkarte-883110000129077", "1.2.276.0.76.4.50"},
+		{"smcb-apotheke", "3-SMC-B-Testkarte-883110000129068", "1.2.276.0.76.4.54"},
+		{"smcb-krankenhaus", "5-SMC-B-Testkarte-883110000129071", "1.2.276.0.76.4.53"},
+	}
+	if len(cards) != len(tests) {
+		t.Errorf("%d embedded cards, want %d", len(cards), len(tests))
+	}
+	_, enc := e.idpKeys(t)
+	for _, tc := range tests {
+		t.Run("dev identity "+tc.name+" logs in as "+tc.professionOID, func(t *testing.T) {
+			resp, p := get(tc.name)
+			loc, err := resp.Location()
+			if resp.StatusCode != http.StatusFound || err != nil || loc.Query().Get("code") == "" || loc.Query().Get("state") != p.state {
+				t.Fatalf("%s, Location %v", resp.Status, loc)
+			}
+			tokenKey := bytes.Repeat([]byte{3}, 32)
+			tresp, body := e.postToken(t, enc, tokenRequest{clientID: testClient, code: loc.Query().Get("code"), redirect: testRedirect, verifier: p.verifier, tokenKey: tokenKey})
+			if tresp.StatusCode != http.StatusOK {
+				t.Fatalf("token: %s %s", tresp.Status, body)
+			}
+			var tr TokenResponse
+			_ = json.Unmarshal(body, &tr)
+			sig, _ := e.idpKeys(t)
+			_, id, _ := openToken(t, tokenKey, tr.IDToken, sig, "JWT")
+			if id["idNummer"] != tc.idNummer || id["professionOID"] != tc.professionOID {
+				t.Errorf("claims %v", id)
+			}
+		})
+	}
+	t.Run("an unknown dev identity is refused", func(t *testing.T) {
+		if resp, _ := get("egk"); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s", resp.Status)
+		}
+	})
+	t.Run("dev identities are off unless configured", func(t *testing.T) {
+		e.idp.devCards = nil
+		if resp, _ := get("hba-arzt"); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s", resp.Status)
+		}
+	})
 }

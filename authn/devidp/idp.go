@@ -65,6 +65,10 @@ type Config struct {
 	// AccessTokenAudience is the access token's aud (the real IDP uses the resource server configured for
 	// the scope); empty means Issuer + "/ti-messenger".
 	AccessTokenAudience string
+	// DevIdentities, when non-nil, enables the convenience login GET /auth?…&dev_identity=NAME: the IDP
+	// signs its own challenge with the named card (EmbeddedTestCards), runs the same checks as for a
+	// card-signed challenge and redirects, so a plain browser logs in without an Authenticator.
+	DevIdentities map[string]*Card
 	// SubjectSalt salts the pairwise sub; nil derives a fixed salt from the idp_sig certificate, so subs are
 	// stable across restarts with the same keys.
 	SubjectSalt []byte
@@ -79,6 +83,7 @@ type IDP struct {
 	now        func() time.Time
 	log        *slog.Logger
 	clients    map[string][]string
+	devCards   map[string]*Card
 	atAudience string
 	salt       []byte
 	// codeKey encrypts authorization codes (dir/A256GCM); codes die with the process, as they live 1 min.
@@ -129,7 +134,7 @@ func New(cfg Config) (*IDP, error) {
 	}
 	i := &IDP{
 		issuer: issuer, keys: cfg.Keys, cardTrust: cfg.CardTrust, revocation: cfg.Revocation, now: now, log: log,
-		clients: cfg.RedirectURIs, atAudience: aud, salt: salt, codeKey: codeKey,
+		clients: cfg.RedirectURIs, devCards: cfg.DevIdentities, atAudience: aud, salt: salt, codeKey: codeKey,
 		challenges: map[string]time.Time{}, usedChal: map[string]time.Time{}, usedCodes: map[string]time.Time{},
 	}
 	log.Warn("DEVELOPMENT IDP — NOT FOR PRODUCTION",

@@ -19,7 +19,7 @@ import (
 // embedded holds gematik's published TEST-ONLY IDP keys and CA certificates (see gematik/README.md), so the
 // binary runs the dev IDP outside the repository.
 //
-//go:embed gematik/LICENSE gematik/README.md gematik/idp gematik/ca
+//go:embed gematik/LICENSE gematik/README.md gematik/idp gematik/ca gematik/cards
 var embedded embed.FS
 
 // KeyPair is one IDP key with its certificate.
@@ -161,4 +161,35 @@ func EmbeddedTestTrust() (*certs.TrustStore, error) {
 		return nil, err
 	}
 	return certs.NewTrustStore(cas...), nil
+}
+
+// EmbeddedTestCards returns gematik's published test cards compiled into the binary, by the names of
+// smartcard-auth-spec.md §7.8: hba-arzt (HBA Arzt 1.2.276.0.76.4.30), smcb-praxis (…4.50),
+// smcb-apotheke (…4.54) and smcb-krankenhaus (…4.53). Pass them as Config.DevIdentities.
+func EmbeddedTestCards() (map[string]*Card, error) {
+	entries, err := fs.ReadDir(embedded, "gematik/cards")
+	if err != nil {
+		return nil, fmt.Errorf("devidp: embedded cards: %w", err)
+	}
+	out := map[string]*Card{}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := "gematik/cards/" + e.Name()
+		certPEM, err := fs.ReadFile(embedded, dir+"/cert.pem")
+		if err != nil {
+			return nil, fmt.Errorf("devidp: embedded card %s: %w", e.Name(), err)
+		}
+		keyPEM, err := fs.ReadFile(embedded, dir+"/key.pem")
+		if err != nil {
+			return nil, fmt.Errorf("devidp: embedded card %s: %w", e.Name(), err)
+		}
+		kp, err := parseKeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("devidp: embedded card %s: %w", e.Name(), err)
+		}
+		out[e.Name()] = &Card{Cert: kp.Cert, Key: kp.Key}
+	}
+	return out, nil
 }

@@ -18,7 +18,7 @@ import (
 )
 
 const idpUsage = `usage:
-  timstack idp serve [--listen 127.0.0.1:8580] [--issuer URL] [--keys DIR] [--trust DIR] [--revoke CERT.pem …]
+  timstack idp serve [--listen 127.0.0.1:8580] [--issuer URL] [--keys DIR] [--trust DIR] [--revoke CERT.pem …] [--dev-identities=false]
   timstack idp login --issuer URL --card DIR [--client-id ID] [--redirect URL] [--card-type HBA|SMC-B] [--trust DIR]`
 
 // runIDP implements `timstack idp`: the development IDP-Dienst with gematik's published TEST-ONLY keys,
@@ -43,6 +43,8 @@ func runIDP(args []string, stdout, stderr io.Writer) error {
 type idpServeOptions struct {
 	listen, issuer, keysDir, trustDir string
 	revoke                            []string
+	// noDevIdentities turns off the convenience login GET /auth?…&dev_identity=NAME.
+	noDevIdentities bool
 }
 
 // devIDPServer is a dev IDP bound to its listener, ready to serve.
@@ -96,7 +98,14 @@ func newDevIDPServer(o idpServeOptions, log *slog.Logger) (*devIDPServer, error)
 	if issuer == "" {
 		issuer = "http://" + ln.Addr().String()
 	}
-	d, err := devidp.New(devidp.Config{Issuer: issuer, Keys: keys, CardTrust: trust, Revocation: ocsp, Logger: log})
+	var devCards map[string]*devidp.Card
+	if !o.noDevIdentities {
+		if devCards, err = devidp.EmbeddedTestCards(); err != nil {
+			ln.Close()
+			return nil, failure("idp serve: %v", err)
+		}
+	}
+	d, err := devidp.New(devidp.Config{Issuer: issuer, Keys: keys, CardTrust: trust, Revocation: ocsp, Logger: log, DevIdentities: devCards})
 	if err != nil {
 		ln.Close()
 		return nil, failure("idp serve: %v", err)
@@ -126,6 +135,7 @@ func runIDPServe(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.issuer, "issuer", "", "issuer URL (default http://LISTEN; must be loopback)")
 	fs.StringVar(&o.keysDir, "keys", "", "directory with disc_sig/, idp_sig/, idp_enc/ (cert.pem, key.pem; TEST-ONLY); default: the embedded gematik test keys")
 	fs.StringVar(&o.trustDir, "trust", "", "directory of extra CA certificates cards may chain to (the gematik test CAs are built in)")
+	devIdentities := fs.Bool("dev-identities", true, "allow GET /auth?…&dev_identity=hba-arzt|smcb-praxis|smcb-apotheke|smcb-krankenhaus to log in without an Authenticator")
 	var revoke stringList
 	fs.Var(&revoke, "revoke", "card certificate file the built-in OCSP responder answers revoked for (repeatable)")
 	pos, err := parseInterspersed(fs, args)
@@ -135,7 +145,7 @@ func runIDPServe(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 0 {
 		return usageError("%s", idpUsage)
 	}
-	o.revoke = revoke
+	o.revoke, o.noDevIdentities = revoke, !*devIdentities
 	s, err := newDevIDPServer(o, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		return err
