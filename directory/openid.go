@@ -31,6 +31,25 @@ func (f *Federation) Federated(serverName string) bool {
 	return ok && d.DeactivatedAt.IsZero()
 }
 
+// AllowsHost reports whether the federation API of a listed server name may be reached on host: its own
+// name or one of the redirectDomains its provider registered (the VZD adds those to its firewall
+// allow-list; everything else stays unreachable, so a delegation cannot point us at internal hosts).
+func (f *Federation) AllowsHost(serverName, host string) bool {
+	d, ok := f.snap.Load().domains[strings.ToLower(serverName)]
+	if !ok || !d.DeactivatedAt.IsZero() {
+		return false
+	}
+	if strings.EqualFold(host, d.Domain.Domain) {
+		return true
+	}
+	for _, r := range d.RedirectDomains {
+		if strings.EqualFold(host, r) {
+			return true
+		}
+	}
+	return false
+}
+
 // MatrixOpenID asks the homeserver's federation API: /.well-known/matrix/server of the server name, then
 // GET /_matrix/federation/v1/openid/userinfo?access_token=… on the delegated host.
 //

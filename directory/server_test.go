@@ -449,7 +449,7 @@ func TestTimAuthenticateIssuesSearchTokensForFederatedServers(t *testing.T) {
 		e.seedOrganization("org-1", "1-SMC-B-Practice", true)
 		e.seedOrganization("kk-1", "5-SMC-B-Kasse", true)
 		for _, body := range []string{
-			`{"domain":"hs1.tim.test","telematikID":"1-SMC-B-Practice","isInsurance":false}`,
+			`{"domain":"hs1.tim.test","telematikID":"1-SMC-B-Practice","isInsurance":false,"redirectDomains":["matrix.hs1.tim.test"]}`,
 			`{"domain":"kasse.tim.test","telematikID":"5-SMC-B-Kasse","isInsurance":true,"ik":["101575519"]}`,
 		} {
 			if status, b, _ := e.do("POST", "/tim-provider-services/federation", p, strings.NewReader(body)); status != 200 {
@@ -459,6 +459,18 @@ func TestTimAuthenticateIssuesSearchTokensForFederatedServers(t *testing.T) {
 		for name, want := range map[string]bool{"hs1.tim.test": true, "HS1.tim.test": true, "kasse.tim.test": true, "evil.example": false, "": false} {
 			if got := e.srv.Federation().Federated(name); got != want {
 				t.Errorf("Federated(%q) = %v, want %v", name, got, want)
+			}
+		}
+		for _, c := range []struct {
+			server, host string
+			want         bool
+		}{
+			{"hs1.tim.test", "hs1.tim.test", true}, {"hs1.tim.test", "MATRIX.hs1.tim.test", true},
+			{"hs1.tim.test", "kasse.tim.test", false}, {"kasse.tim.test", "matrix.hs1.tim.test", false},
+			{"evil.example", "evil.example", false},
+		} {
+			if got := e.srv.Federation().AllowsHost(c.server, c.host); got != c.want {
+				t.Errorf("AllowsHost(%q, %q) = %v, want %v", c.server, c.host, got, c.want)
 			}
 		}
 		// The homeserver double answers userinfo like Synapse: {"sub": "@user:server"}.

@@ -77,8 +77,13 @@ type Config struct {
 	// Nil means Matrix server-name resolution through https://<server>/.well-known/matrix/server, cached
 	// for WellKnownTTL. Tests and the dev stack pass a fixed map.
 	Resolve func(ctx context.Context, serverName string) (baseURL string, err error)
+	// AllowHost reports whether the federation API of serverName may be reached on host, a host other
+	// than serverName's own that an m.server delegation or a .well-known redirect names. The directory
+	// answers it from the domain's registered redirectDomains, as the VZD's firewall allow-list does.
+	// Nil: any delegation is followed (Matrix behaviour) and redirects only to federated hosts.
+	AllowHost func(serverName, host string) bool
 	// HTTPClient makes the .well-known and userinfo calls (default http.DefaultClient). Redirects are
-	// followed only for .well-known and only to federated hosts; userinfo redirects are refused.
+	// followed only for .well-known (see AllowHost); userinfo redirects are refused.
 	HTTPClient *http.Client
 	// Timeout bounds the network work of one lookup (default DefaultTimeout).
 	Timeout time.Duration
@@ -96,6 +101,7 @@ type Config struct {
 // Validator validates Matrix OpenID tokens. It is safe for concurrent use.
 type Validator struct {
 	federated   func(string) bool
+	allowHost   func(string, string) bool
 	resolve     func(context.Context, string) (string, error)
 	client      *http.Client // userinfo: no redirects
 	wkClient    *http.Client // .well-known: redirects to federated hosts only
@@ -140,6 +146,7 @@ func NewValidator(cfg Config) (*Validator, error) {
 	}
 	v := &Validator{
 		federated:   cfg.Federated,
+		allowHost:   cfg.AllowHost,
 		resolve:     cfg.Resolve,
 		timeout:     cfg.Timeout,
 		now:         cfg.Now,
@@ -184,8 +191,9 @@ func NewValidator(cfg Config) (*Validator, error) {
 		if req.URL.Scheme != "https" {
 			return fmt.Errorf("redirect to a non-https URL")
 		}
-		if h := strings.ToLower(req.URL.Hostname()); h != strings.ToLower(via[0].URL.Hostname()) && !v.federated(h) {
-			return fmt.Errorf("redirect to %q, which is not on the federation list", h)
+		// via[0] asked the server name's own host (names with a port never fetch .well-known).
+		if server, h := strings.ToLower(via[0].URL.Hostname()), strings.ToLower(req.URL.Hostname()); !v.hostAllowed(server, h) {
+			return fmt.Errorf("redirect to %q, which is not allowed for %s", h, server)
 		}
 		return nil
 	}
@@ -412,6 +420,9 @@ func (v *Validator) discover(ctx context.Context, serverName string) (base strin
 		v.log.Info("matrix openid: no usable .well-known/matrix/server, using the server name", "server_name", serverName, "reason", err.Error())
 		return v.hostURL(host, 0), ttl, nil
 	}
+	if v.allowHost != nil && !v.hostAllowed(serverName, strings.ToLower(dhost)) {
+		return "", 0, fmt.Errorf("m.server delegates to %q, which is not allowed for %s", dhost, serverName)
+	}
 	return v.hostURL(dhost, dport), WellKnownTTL, nil
 }
 
@@ -420,6 +431,18 @@ func (v *Validator) hostURL(host string, port int) string {
 		port = v.defaultPort
 	}
 	return "https://" + net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// hostAllowed decides whether serverName's federation traffic may go to host: its own host always;
+// another host if AllowHost says so, or, without AllowHost, for redirects when the host is federated.
+func (v *Validator) hostAllowed(serverName, host string) bool {
+	if strings.EqualFold(serverName, host) {
+		return true
+	}
+	if v.allowHost != nil {
+		return v.allowHost(serverName, host)
+	}
+	return v.federated(host)
 }
 
 func (v *Validator) fetchWellKnown(ctx context.Context, host string) (dhost string, dport int, answered bool, err error) {

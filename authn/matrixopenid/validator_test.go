@@ -517,6 +517,39 @@ func TestWellKnownResolution(t *testing.T) {
 			t.Fatalf(".well-known fetched %d times after 25 h, want %d", got, before+1)
 		}
 	})
+	t.Run("with AllowHost only the registered delegation hosts are contacted", func(t *testing.T) {
+		allowed := map[string][]string{"hs1.test": {"fed.hs1.test"}}
+		va, err := NewValidator(Config{
+			Federated:  federatedSet("hs1.test", "hs2.test", "hs6.test"),
+			HTTPClient: n.client(t, hs.srv),
+			AllowHost: func(server, host string) bool {
+				for _, h := range allowed[server] {
+					if h == host {
+						return true
+					}
+				}
+				return false
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := va.Validate(ctx, "tok1", "hs1.test", ""); err != nil {
+			t.Fatalf("registered delegation: %v", err)
+		}
+		before := n.dialed("fed.hs2.test:8448")
+		if _, err := va.Validate(ctx, "tok2", "hs2.test", ""); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "not allowed") {
+			t.Fatalf("unregistered delegation: err = %v, want ErrUnavailable (not allowed)", err)
+		}
+		if n.dialed("fed.hs2.test:8448") != before {
+			t.Error("the unregistered delegation host was contacted")
+		}
+		// hs6 redirects to hs1.test, which is federated but not registered for hs6: the redirect is not
+		// followed, and the fallback hs6.test:8448 has no route.
+		if _, err := va.Validate(ctx, "tok6", "hs6.test", ""); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("redirect to an unregistered host: err = %v, want ErrUnavailable", err)
+		}
+	})
 	t.Run("DefaultPort 443 mimics the VZD", func(t *testing.T) {
 		v443, err := NewValidator(Config{Federated: federatedSet("hs1.test"), HTTPClient: n.client(t, hs.srv), DefaultPort: 443})
 		if err != nil {

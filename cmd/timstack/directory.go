@@ -128,6 +128,7 @@ func runDirectoryServe(args []string, stdout, stderr io.Writer) error {
 	var fed *directory.Federation
 	validator, err := matrixopenid.NewValidator(matrixopenid.Config{
 		Federated: func(serverName string) bool { return fed != nil && fed.Federated(serverName) },
+		AllowHost: func(serverName, host string) bool { return fed != nil && fed.AllowsHost(serverName, host) },
 		Resolve:   resolver,
 		Logger:    log,
 	})
