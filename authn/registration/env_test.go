@@ -146,8 +146,9 @@ func newEnv(t *testing.T, variant string) *env {
 	base := "http://" + e.dirHTTP.Listener.Addr().String()
 	e.dir, err = directory.New(ctx, directory.Config{BaseURL: base}, directory.Deps{
 		Store: e.dirSt, NotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) },
-		ListSigners: []directory.ListSigner{{Alg: certs.AlgBP256R1, Signer: listKey, Chain: []*certs.Certificate{listCert}}},
-		Version:     "test",
+		ListSigners:     []directory.ListSigner{{Alg: certs.AlgBP256R1, Signer: listKey, Chain: []*certs.Certificate{listCert}}},
+		RegServiceTrust: certs.NewTrustStore(root.Cert),
+		Version:         "test",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,6 @@ type ListKeeper struct {
 
 	mu     sync.Mutex // one refresh at a time
 	cached *cachedList
-	once   sync.Once
 }
 
 type cachedList struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -61,6 +62,19 @@ func TestRequestTokenIssuesAVerifiableRegServiceToken(t *testing.T) {
 	if c.Subject != "@admin:hs1.tim.test" || c.Issuer != "https://reg.tim.test" || c.Audience != e.dirHTTP.URL+"/owner-authenticate" ||
 		c.IDNummer != tidA || c.ProfessionOID != oidPraxisArzt || c.IssuedAt != now || c.ExpiresAt != now+300 || c.JTI == "" {
 		t.Fatalf("claims: %+v", c)
+	}
+
+	// The directory's /owner-authenticate accepts it and issues an owner token.
+	req, _ := http.NewRequest("GET", e.dirHTTP.URL+"/owner-authenticate", nil)
+	req.Header.Set("Authorization", "Bearer "+m["access_token"].(string))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var owner map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&owner); err != nil || resp.StatusCode != 200 || owner["access_token"] == nil {
+		t.Fatalf("owner-authenticate: %d %v %v", resp.StatusCode, owner, err)
 	}
 }
 
