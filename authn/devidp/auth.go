@@ -382,8 +382,8 @@ func (i *IDP) openSignedChallenge(signed string) (*certs.CompactJWS, int64, *ref
 	if err != nil {
 		return nil, 0, badRequest("card-signed JWS: %v", err)
 	}
-	if cj.Header.Cty != "NJWT" {
-		return nil, 0, badRequest("card-signed JWS: header cty %q, want NJWT", cj.Header.Cty)
+	if cj.Header.Cty != "NJWT" || cj.Header.Typ != "JWT" {
+		return nil, 0, badRequest("card-signed JWS: header typ %q cty %q, want JWT and NJWT", cj.Header.Typ, cj.Header.Cty)
 	}
 	return cj, hdrExp, nil
 }

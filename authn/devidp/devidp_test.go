@@ -668,6 +668,8 @@ func TestNewRefusesWhatIsNotADevSetup(t *testing.T) {
 		{"a key that does not belong to its certificate is refused", Config{Issuer: "http://127.0.0.1:8580", Keys: &mismatched, CardTrust: trust}, "does not belong"},
 		{"a public issuer is refused", Config{Issuer: "https://idp.example.org", Keys: keys, CardTrust: trust}, "loopback"},
 		{"an issuer with a path is refused", Config{Issuer: "http://127.0.0.1:8580/idp", Keys: keys, CardTrust: trust}, "scheme://host:port"},
+		{"keys outside their validity are refused", Config{Issuer: "http://127.0.0.1:8580", Keys: keys, CardTrust: trust,
+			Now: func() time.Time { return time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC) }}, "not valid at"},
 		{"a missing card trust store is refused", Config{Issuer: "http://localhost:8580", Keys: keys}, "trust"},
 	}
 	for _, tc := range tests {
@@ -797,4 +799,14 @@ func TestDevIdentityCompletesTheLoginWithoutAnAuthenticator(t *testing.T) {
 			t.Errorf("%s", resp.Status)
 		}
 	})
+}
+
+func TestANonCardCertificateIsRefusedForItsType(t *testing.T) {
+	e := newEnv(t)
+	keys, _ := EmbeddedTestKeys()
+	// The IDP's own signer chains to a trusted CA (GEM.KOMP-CA51) but is a C.FD.SIG, not a card.
+	re := refusedBy(t, e, &Card{Cert: keys.IDPSig.Cert, Key: keys.IDPSig.Key})
+	if !strings.Contains(re.Description, `"C.FD.SIG" not accepted`) {
+		t.Errorf("refusal %q", re.Description)
+	}
 }

@@ -111,13 +111,21 @@ func New(cfg Config) (*IDP, error) {
 	if cfg.CardTrust == nil {
 		return nil, errors.New("devidp: no card trust store")
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
+	}
+	// An expired IDP certificate would make every relying party refuse the discovery document with a
+	// chain error far from the cause; say it here.
+	for _, kp := range []KeyPair{cfg.Keys.DiscSig, cfg.Keys.IDPSig, cfg.Keys.IDPEnc} {
+		if t := now(); !kp.Cert.ValidAt(t) {
+			return nil, fmt.Errorf("devidp: key certificate %q is not valid at %s (valid %s – %s)", kp.Cert.Subject.String(),
+				t.UTC().Format(time.RFC3339), kp.Cert.NotBefore.Format(time.RFC3339), kp.Cert.NotAfter.Format(time.RFC3339))
+		}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	salt := cfg.SubjectSalt
 	if salt == nil {

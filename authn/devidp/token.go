@@ -67,14 +67,16 @@ func (i *IDP) serveToken(w http.ResponseWriter, r *http.Request) {
 // ParseTokenRequest checks the form of a token request and returns its parameters. It does not decrypt
 // anything.
 func ParseTokenRequest(form url.Values) (clientID, code, redirectURI, keyVerifier string, err error) {
-	for _, name := range []string{"grant_type", "client_id", "code", "redirect_uri", "key_verifier"} {
-		vs := form[name]
+	for _, p := range []struct {
+		name  string
+		limit int
+	}{{"grant_type", maxParamLen}, {"client_id", maxParamLen}, {"code", maxJWELen}, {"redirect_uri", maxParamLen}, {"key_verifier", maxJWELen}} {
+		vs := form[p.name]
 		if len(vs) != 1 || vs[0] == "" {
-			return "", "", "", "", invalidRequest("parameter %s missing or repeated", name)
+			return "", "", "", "", invalidRequest("parameter %s missing or repeated", p.name)
 		}
-		if limit := maxParamLen; (name == "code" || name == "key_verifier") && len(vs[0]) > maxJWELen ||
-			name != "code" && name != "key_verifier" && len(vs[0]) > limit {
-			return "", "", "", "", invalidRequest("parameter %s too long", name)
+		if len(vs[0]) > p.limit {
+			return "", "", "", "", invalidRequest("parameter %s longer than %d bytes", p.name, p.limit)
 		}
 	}
 	if gt := form.Get("grant_type"); gt != "authorization_code" {
