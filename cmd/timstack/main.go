@@ -40,6 +40,7 @@ func commands() []command {
 		{"flist", "verify or sign a federation list", runFlist},
 		{"directory", "the FHIR VZD directory: serve, import, token, client, generate", runDirectory},
 		{"proxy", "the Messenger-Proxy in front of a homeserver (--config FILE)", runProxy},
+		{"registration", "the TI-M registration service (--config FILE), dev-signer", runRegistration},
 		{"idp", "development IDP-Dienst with gematik TEST-ONLY keys: serve, login (--card DIR)", runIDP},
 		{"version", "print the version", func(_ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, version())
