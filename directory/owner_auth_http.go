@@ -167,8 +167,13 @@ func (a *ownerAuthAPI) verifyRegServiceToken(ctx context.Context, raw string) (*
 	}); err != nil {
 		return nil, regErr("RegService token signer not accepted (C.FD.SIG with role oid_tim from a trusted CA required): %v", err)
 	}
+	return checkRegServiceClaims(j.Payload, now, a.base+"/owner-authenticate")
+}
+
+// checkRegServiceClaims validates the claims of a RegService token whose signer is already trusted.
+func checkRegServiceClaims(payload []byte, now time.Time, want string) (*regServiceClaims, error) {
 	var c regServiceClaims
-	if err := json.Unmarshal(j.Payload, &c); err != nil {
+	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, regErr("RegService token claims are not a JSON object")
 	}
 	num := func(name string, raw json.RawMessage) (time.Time, bool, error) {
@@ -209,7 +214,6 @@ func (a *ownerAuthAPI) verifyRegServiceToken(ctx context.Context, raw string) (*
 	case hasNbf && nbf.After(now.Add(regServiceClockSkew)):
 		return nil, regErr("RegService token not yet valid")
 	}
-	want := a.base + "/owner-authenticate"
 	if !audienceContains(c.Audience, want) {
 		return nil, regErr("RegService token audience is not %s", want)
 	}

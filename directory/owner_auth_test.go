@@ -55,7 +55,7 @@ func (f *fakeLogin) Complete(_ context.Context, state, code string) (directory.O
 	return directory.OwnerIdentity{}, errors.New("idp: discovery unavailable")
 }
 
-func newOwnerAuthEnv(t *testing.T, withTrust, withLogin bool) *ownerAuthEnv {
+func newOwnerAuthEnv(t *testing.T, withTrust, withLogin bool, hooks ...func(*ownerAuthEnv, *directory.Deps)) *ownerAuthEnv {
 	t.Helper()
 	now := time.Now().Truncate(time.Second)
 	e := &ownerAuthEnv{t: t, now: now}
@@ -83,6 +83,9 @@ func newOwnerAuthEnv(t *testing.T, withTrust, withLogin bool) *ownerAuthEnv {
 	if withLogin {
 		e.login = &fakeLogin{}
 		deps.OwnerLogin = e.login
+	}
+	for _, h := range hooks {
+		h(e, &deps)
 	}
 	e.http = httptest.NewUnstartedServer(nil)
 	e.srv, err = directory.New(context.Background(), directory.Config{BaseURL: "http://" + e.http.Listener.Addr().String()}, deps)
@@ -366,6 +369,92 @@ func TestOwnerAuthenticateThroughIDP(t *testing.T) {
 			}
 			if strings.Contains(string(body), "access_token") {
 				t.Fatalf("a token was issued: %s", body)
+			}
+		})
+	}
+}
+
+func TestOwnerAuthenticateChecksRevocation(t *testing.T) {
+	var revokedCert *certs.Certificate
+	var revokedKey crypto.Signer
+	var unknownCert *certs.Certificate
+	var unknownKey crypto.Signer
+	e := newOwnerAuthEnv(t, true, false, func(e *ownerAuthEnv, deps *directory.Deps) {
+		issue := func(req certs.IssueRequest) (*certs.Certificate, crypto.Signer) {
+			cert, key, err := e.root.Issue(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return cert, key
+		}
+		revokedCert, revokedKey = issue(certs.IssueRequest{Profile: certs.IssueProfileFDSigTIM})
+		unknownCert, unknownKey = issue(certs.IssueRequest{Profile: certs.IssueProfileFDSigTIM})
+		signerCert, signer := issue(certs.IssueRequest{Profile: certs.IssueProfileOCSPSigner})
+		r := &certs.OCSPResponder{Signer: signer, SignerCert: signerCert, Issuers: []*certs.Certificate{e.root.Cert}, Now: func() time.Time { return e.now }}
+		r.SetStatus(e.cert.SerialNumber, certs.OCSPStatusEntry{Status: certs.OCSPGood})
+		r.SetStatus(revokedCert.SerialNumber, certs.OCSPStatusEntry{Status: certs.OCSPRevoked, RevokedAt: e.now.Add(-time.Hour), Reason: 1})
+		ocsp := httptest.NewServer(r)
+		t.Cleanup(ocsp.Close)
+		deps.RegServiceRevocation = &certs.OCSPChecker{Trust: deps.RegServiceTrust, URLOverride: func(*certs.Certificate, *certs.Certificate) string { return ocsp.URL }}
+	})
+	sign := func(cert *certs.Certificate, key crypto.Signer) string {
+		return "Bearer " + e.sign(key, certs.AlgBP256R1, map[string]any{"typ": "JWT", "x5c": certs.X5CHeader(cert)}, e.claims())
+	}
+	for _, tc := range []struct {
+		name, authorization string
+		want                int
+	}{
+		{"a signer the responder calls good is accepted", sign(e.cert, e.key), 200},
+		{"a revoked signer is refused", sign(revokedCert, revokedKey), 401},
+		{"a signer the responder does not know is refused", sign(unknownCert, unknownKey), 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, _, body := e.get("/owner-authenticate", tc.authorization)
+			if status != tc.want {
+				t.Fatalf("status %d, want %d: %s", status, tc.want, body)
+			}
+			if status == 401 && !strings.Contains(string(body), "signer not accepted") {
+				t.Fatalf("refused for another reason: %s", body)
+			}
+		})
+	}
+}
+
+// TestOwnerAuthenticateMatchesGematikSpec validates every kind of answer of /owner-authenticate and
+// /signin-gematik-idp-dienst against gematik's I_VZD_Owner.yaml.
+func TestOwnerAuthenticateMatchesGematikSpec(t *testing.T) {
+	e := newOwnerAuthEnv(t, true, true)
+	router := specRouter(t, loadGematikSpec(t, "I_VZD_Owner.yaml"), e.http.URL)
+	for _, c := range []struct {
+		name, path, authorization string
+		status                    int
+		operation                 string
+	}{
+		{"RegService token → owner token", "/owner-authenticate", "Bearer " + e.regToken(e.claims()), 200, "getOwnerAuthenticate"},
+		{"refused RegService token", "/owner-authenticate", "Bearer x.y.z", 401, "getOwnerAuthenticate"},
+		{"redirect to the IDP", "/owner-authenticate", "", 302, "getOwnerAuthenticate"},
+		{"IDP callback → owner token", "/signin-gematik-idp-dienst?code=c&state=good-hba", "", 200, "getSignInGematikIdpDienst"},
+		{"refused IDP callback", "/signin-gematik-idp-dienst?code=c&state=profession", "", 401, "getSignInGematikIdpDienst"},
+		{"IDP unavailable", "/signin-gematik-idp-dienst?code=c&state=down", "", 503, "getSignInGematikIdpDienst"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			status, hdr, body := e.get(c.path, c.authorization)
+			if status != c.status {
+				t.Fatalf("status %d, want %d: %s", status, c.status, body)
+			}
+			req, err := http.NewRequest(http.MethodGet, e.http.URL+c.path, http.NoBody)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.authorization != "" {
+				req.Header.Set("Authorization", c.authorization)
+			}
+			if route, _, err := router.FindRoute(req); err != nil || route.Operation.OperationID != c.operation {
+				t.Fatalf("route %v, want operation %s (%v)", route, c.operation, err)
+			}
+			reqErr, respErr := validateExchange(t, router, req, status, hdr, body)
+			if reqErr != nil || respErr != nil {
+				t.Fatalf("does not validate: request %v, response %v", reqErr, respErr)
 			}
 		})
 	}
