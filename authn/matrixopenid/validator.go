@@ -61,6 +61,8 @@ const (
 	DefaultTimeout = 5 * time.Second
 	// DefaultMaxCache is the number of cached tokens and resolved servers kept by default.
 	DefaultMaxCache = 10000
+	// DefaultMaxLookupsPerSecond is the default per-server rate of userinfo calls.
+	DefaultMaxLookupsPerSecond = 20
 	// MatrixFederationPort is the Matrix specification's default federation port.
 	MatrixFederationPort = 8448
 	// maxTokenLength refuses absurd tokens before they reach a URL (Synapse's are 24 characters).
@@ -94,6 +96,10 @@ type Config struct {
 	// DefaultPort is used when neither the server name nor m.server names a port (default 8448, see the
 	// package documentation).
 	DefaultPort int
+	// MaxLookupsPerSecond bounds the userinfo calls made to one server (cache hits and joined lookups do
+	// not count), so a flood of invented tokens at our endpoint does not become a flood at the homeserver.
+	// The burst is twice the rate. 0 means DefaultMaxLookupsPerSecond; negative means unlimited.
+	MaxLookupsPerSecond float64
 	// Logger receives resolution fallbacks and refusals (never a token). Default: discard.
 	Logger *slog.Logger
 }
@@ -111,7 +117,10 @@ type Validator struct {
 	defaultPort int
 	log         *slog.Logger
 
+	rate float64 // lookups per second per server; ≤ 0 unlimited
+
 	mu       sync.Mutex
+	buckets  map[string]*bucket
 	tokens   map[tokenKey]tokenEntry
 	servers  map[string]serverEntry
 	inflight map[tokenKey]*call
@@ -130,6 +139,12 @@ type tokenEntry struct {
 type serverEntry struct {
 	base    string
 	expires time.Time
+}
+
+// bucket is a token bucket of userinfo calls to one server.
+type bucket struct {
+	tokens float64
+	last   time.Time
 }
 
 // call is one userinfo lookup in flight; concurrent validations of the same token wait for it.
@@ -153,6 +168,8 @@ func NewValidator(cfg Config) (*Validator, error) {
 		maxCache:    cfg.MaxCache,
 		defaultPort: cfg.DefaultPort,
 		log:         cfg.Logger,
+		rate:        cfg.MaxLookupsPerSecond,
+		buckets:     map[string]*bucket{},
 		tokens:      map[tokenKey]tokenEntry{},
 		servers:     map[string]serverEntry{},
 		inflight:    map[tokenKey]*call{},
@@ -162,6 +179,9 @@ func NewValidator(cfg Config) (*Validator, error) {
 	}
 	if v.now == nil {
 		v.now = time.Now
+	}
+	if v.rate == 0 {
+		v.rate = DefaultMaxLookupsPerSecond
 	}
 	if v.maxCache <= 0 {
 		v.maxCache = DefaultMaxCache
@@ -258,6 +278,10 @@ func (v *Validator) lookup(ctx context.Context, key tokenKey, token string, expi
 	}
 	c, joined := v.inflight[key]
 	if !joined {
+		if !v.takeLocked(key.server) {
+			v.mu.Unlock()
+			return "", fmt.Errorf("%w: too many lookups at %s, try again shortly", ErrUnavailable, key.server)
+		}
 		c = &call{done: make(chan struct{})}
 		v.inflight[key] = c
 	}
@@ -274,6 +298,29 @@ func (v *Validator) lookup(ctx context.Context, key tokenKey, token string, expi
 	case <-ctx.Done():
 		return "", fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
+}
+
+// takeLocked takes one lookup from server's bucket. Only federated servers get here, so the map is
+// bounded by the federation list.
+func (v *Validator) takeLocked(server string) bool {
+	if v.rate <= 0 {
+		return true
+	}
+	now, burst := v.now(), 2*v.rate
+	b, ok := v.buckets[server]
+	if !ok {
+		b = &bucket{tokens: burst, last: now}
+		v.buckets[server] = b
+	}
+	if d := now.Sub(b.last); d > 0 {
+		b.tokens = min(burst, b.tokens+d.Seconds()*v.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 func (v *Validator) run(ctx context.Context, key tokenKey, token string, expiresIn time.Duration, c *call) {

@@ -293,7 +293,7 @@ func TestCache(t *testing.T) {
 		hs.subs = subs
 		hs.mu.Unlock()
 		defer func() { hs.mu.Lock(); hs.subs = old; hs.mu.Unlock() }()
-		v, err := NewValidator(Config{Federated: federatedSet("hs1.test"), MaxCache: 10, Now: clk.Now,
+		v, err := NewValidator(Config{Federated: federatedSet("hs1.test"), MaxCache: 10, Now: clk.Now, MaxLookupsPerSecond: -1,
 			Resolve: fixedResolver(new(atomic.Int64), map[string]string{"hs1.test": hs.srv.URL})})
 		if err != nil {
 			t.Fatal(err)
@@ -566,4 +566,48 @@ func TestNewValidatorRequiresFederationGate(t *testing.T) {
 	if _, err := NewValidator(Config{}); err == nil {
 		t.Fatal("a Validator without Federated was built")
 	}
+}
+
+func TestRateLimitPerServer(t *testing.T) {
+	subs := map[string]string{}
+	for i := range 10 {
+		subs[fmt.Sprintf("t%d", i)] = fmt.Sprintf("@u%d:hs1.test", i)
+		subs[fmt.Sprintf("h2-%d", i)] = fmt.Sprintf("@u%d:hs2.test", i)
+	}
+	hs := newHomeserver(t, false, subs)
+	clk := &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	v, err := NewValidator(Config{
+		Federated:           federatedSet("hs1.test", "hs2.test"),
+		Resolve:             fixedResolver(new(atomic.Int64), map[string]string{"hs1.test": hs.srv.URL, "hs2.test": hs.srv.URL}),
+		Now:                 clk.Now,
+		MaxLookupsPerSecond: 1, // burst 2
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, want := range []error{nil, nil, ErrUnavailable} {
+		if _, err := v.Validate(ctx, fmt.Sprintf("t%d", i), "hs1.test", ""); !errors.Is(err, want) && !(want == nil && err == nil) {
+			t.Fatalf("lookup %d: err = %v, want %v", i, err, want)
+		}
+	}
+	if n := hs.calls.Load(); n != 2 {
+		t.Fatalf("userinfo calls = %d, want 2 (the limited lookup makes none)", n)
+	}
+	t.Run("a cached token is answered while the server is limited", func(t *testing.T) {
+		if _, err := v.Validate(ctx, "t0", "hs1.test", ""); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("another server has its own budget", func(t *testing.T) {
+		if _, err := v.Validate(ctx, "h2-0", "hs2.test", ""); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("the budget refills with time", func(t *testing.T) {
+		clk.Add(time.Second)
+		if _, err := v.Validate(ctx, "t5", "hs1.test", ""); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
