@@ -98,7 +98,7 @@ type Config struct {
 	DefaultPort int
 	// MaxLookupsPerSecond bounds the userinfo calls made to one server (cache hits and joined lookups do
 	// not count), so a flood of invented tokens at our endpoint does not become a flood at the homeserver.
-	// The burst is twice the rate. 0 means DefaultMaxLookupsPerSecond; negative means unlimited.
+	// The burst is twice the rate (at least 1). 0 means DefaultMaxLookupsPerSecond; negative means unlimited.
 	MaxLookupsPerSecond float64
 	// Logger receives resolution fallbacks and refusals (never a token). Default: discard.
 	Logger *slog.Logger
@@ -306,7 +306,7 @@ func (v *Validator) takeLocked(server string) bool {
 	if v.rate <= 0 {
 		return true
 	}
-	now, burst := v.now(), 2*v.rate
+	now, burst := v.now(), max(1, 2*v.rate)
 	b, ok := v.buckets[server]
 	if !ok {
 		b = &bucket{tokens: burst, last: now}
