@@ -2,8 +2,12 @@
 # make demo: a narrated walkthrough of what timstack can do today, then the demo services keep running until
 # Ctrl-C. DEMO_EXIT=1 exits after the walkthrough (CI and tests use that).
 #
-# Today that is the TI PKI core: gematik test cards, the real signed TU federation list, a test CA that issues
-# a federation-list signer, a test OCSP responder, and `flist verify` with OCSP required (fail closed).
+# Part 1, the TI PKI core: gematik test cards, the real signed TU federation list, a test CA that issues a
+# federation-list signer, a test OCSP responder, and `flist verify` with OCSP required (fail closed).
+# Part 2, the messenger (`timstack demo`): two Synapse homeservers (PyPI, installed by scripts/synapse.sh),
+# each behind a timstack proxy, with the dev IDP, the directory and the registration service: two practices
+# onboard with their SMC-B, a doctor logs in with an eHBA, finds a colleague in the directory, invites, the
+# message arrives; an invite to a non-federated server is refused with the decision log's reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +17,7 @@ ocsp_addr="${DEMO_OCSP_ADDR:-127.0.0.1:18889}"
 gematik=testdata/gematik
 
 go build -o "$bin" ./cmd/timstack # cheap with the build cache; never run a stale binary
+scripts/synapse.sh >/dev/null     # idempotent: the pinned Synapse venv and template database under $HOME
 rm -rf "$demo" && mkdir -p "$demo"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -97,12 +102,7 @@ if "$bin" flist verify "$demo/tampered.jws" --trust "$demo/trust" --ocsp off; th
 fi
 
 stop_responder
-printf '\n\033[1mWalkthrough complete.\033[0m\n'
-if [ "${DEMO_EXIT:-0}" = "1" ]; then
-	exit 0
-fi
-start_responder
-say "The test OCSP responder keeps running on http://$ocsp_addr/ (signer answered good)."
-say "Try: $bin flist verify $demo/federationList.jws --trust $demo/trust"
-say "Press Ctrl-C to stop."
-wait "${pids[-1]}"
+printf '\n\033[1mPKI walkthrough complete.\033[0m\n'
+
+# Part 2: the messenger stack. It keeps running after its walkthrough until Ctrl-C (DEMO_EXIT=1: exits).
+exec "$bin" demo --dir "$demo/stack" --cards "$gematik/pki/cards" --port-base "${DEMO_PORT_BASE:-8580}"

@@ -42,6 +42,8 @@ func commands() []command {
 		{"proxy", "the Messenger-Proxy in front of a homeserver (--config FILE)", runProxy},
 		{"registration", "the TI-M registration service (--config FILE), dev-signer", runRegistration},
 		{"idp", "development IDP-Dienst with gematik TEST-ONLY keys: serve, login (--card DIR)", runIDP},
+		{"up", "the all-in-one dev stack: dev IDP, directory, registration, proxies (--config FILE)", runUp},
+		{"demo", "two Synapse homeservers behind the dev stack and a narrated walkthrough", runDemo},
 		{"version", "print the version", func(_ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, version())
 			return nil
