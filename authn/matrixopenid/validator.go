@@ -124,6 +124,15 @@ type Validator struct {
 	tokens   map[tokenKey]tokenEntry
 	servers  map[string]serverEntry
 	inflight map[tokenKey]*call
+	// resolving holds the .well-known resolutions in flight, by server name.
+	resolving map[string]*resolveCall
+}
+
+// resolveCall is one server-name resolution in flight.
+type resolveCall struct {
+	done chan struct{}
+	base string
+	err  error
 }
 
 type tokenKey struct {
@@ -173,6 +182,7 @@ func NewValidator(cfg Config) (*Validator, error) {
 		tokens:      map[tokenKey]tokenEntry{},
 		servers:     map[string]serverEntry{},
 		inflight:    map[tokenKey]*call{},
+		resolving:   map[string]*resolveCall{},
 	}
 	if v.timeout <= 0 {
 		v.timeout = DefaultTimeout
@@ -430,16 +440,32 @@ func (v *Validator) baseURL(ctx context.Context, serverName string) (string, err
 		v.mu.Unlock()
 		return e.base, nil
 	}
-	v.mu.Unlock()
-	base, ttl, err := v.discover(ctx, serverName)
-	if err != nil {
-		return "", err
+	// Lookups of different tokens for a server not yet resolved share one .well-known fetch.
+	rc, joined := v.resolving[serverName]
+	if !joined {
+		rc = &resolveCall{done: make(chan struct{})}
+		v.resolving[serverName] = rc
 	}
-	v.mu.Lock()
-	makeRoom(v.servers, v.maxCache, v.now(), func(e serverEntry) time.Time { return e.expires })
-	v.servers[serverName] = serverEntry{base: base, expires: v.now().Add(ttl)}
 	v.mu.Unlock()
-	return base, nil
+	if joined {
+		select {
+		case <-rc.done:
+			return rc.base, rc.err
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	base, ttl, err := v.discover(ctx, serverName)
+	v.mu.Lock()
+	delete(v.resolving, serverName)
+	if err == nil {
+		makeRoom(v.servers, v.maxCache, v.now(), func(e serverEntry) time.Time { return e.expires })
+		v.servers[serverName] = serverEntry{base: base, expires: v.now().Add(ttl)}
+	}
+	rc.base, rc.err = base, err
+	v.mu.Unlock()
+	close(rc.done)
+	return base, err
 }
 
 // discover implements Matrix server-name resolution without SRV: an IP literal or an explicit port is

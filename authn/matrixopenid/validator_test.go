@@ -611,3 +611,52 @@ func TestRateLimitPerServer(t *testing.T) {
 		}
 	})
 }
+
+func TestConcurrentLookupsShareOneWellKnownFetch(t *testing.T) {
+	subs := map[string]string{}
+	for i := range 8 {
+		subs[fmt.Sprintf("t%d", i)] = fmt.Sprintf("@u%d:hs7.test", i)
+	}
+	hs := newHomeserver(t, true, subs)
+	var fetches atomic.Int64
+	gate := make(chan struct{})
+	wk := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		<-gate
+		_, _ = w.Write([]byte(`{"m.server":"fed.hs7.test:443"}`))
+	}))
+	t.Cleanup(wk.Close)
+	n := &tlsNet{routes: map[string]string{"hs7.test:443": wk.Listener.Addr().String(), "fed.hs7.test:443": hs.srv.Listener.Addr().String()}}
+	v, err := NewValidator(Config{Federated: federatedSet("hs7.test"), HTTPClient: n.client(t, hs.srv)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(subs))
+	for tok := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := v.Validate(context.Background(), tok, "hs7.test", "")
+			errs <- err
+		}()
+	}
+	for fetches.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f := fetches.Load(); f != 1 {
+		t.Fatalf(".well-known fetched %d times for %d concurrent lookups, want 1", f, len(subs))
+	}
+	if c := hs.calls.Load(); c != int64(len(subs)) {
+		t.Fatalf("userinfo calls = %d, want %d", c, len(subs))
+	}
+}
