@@ -23,7 +23,7 @@ type Config struct {
 	// Variant is pro (institution SMC-Bs, Pro domains) or epa (only Kostenträger 1.2.276.0.76.4.59,
 	// insurance domains).
 	Variant string `yaml:"variant"`
-	// Database is the SQLite file.
+	// Database is the SQLite file, or a PostgreSQL URL (postgres://… or postgresql://…) for pgstore.
 	Database string `yaml:"database"`
 
 	Directory       DirectoryConfig       `yaml:"directory"`

@@ -17,6 +17,7 @@ import (
 	"github.com/timstack/timstack/authn/idp"
 	"github.com/timstack/timstack/authn/matrixopenid"
 	"github.com/timstack/timstack/authn/registration"
+	"github.com/timstack/timstack/authn/registration/pgstore"
 	"github.com/timstack/timstack/certs"
 )
 
@@ -86,7 +87,7 @@ func runRegistration(args []string, stdout, stderr io.Writer) error {
 
 type registrationRuntime struct {
 	svc   *registration.Service
-	store *registration.SQLiteStore
+	store registration.Store
 }
 
 // buildRegistration reads every file the configuration names and wires the service.
@@ -146,9 +147,14 @@ func buildRegistration(ctx context.Context, cfg *registration.Config, log *slog.
 	if err != nil {
 		return nil, fmt.Errorf("idp: %w", err)
 	}
-	st, err := registration.OpenSQLite(ctx, cfg.Database)
+	var st registration.Store
+	if strings.HasPrefix(cfg.Database, "postgres://") || strings.HasPrefix(cfg.Database, "postgresql://") {
+		st, err = pgstore.Open(ctx, cfg.Database)
+	} else {
+		st, err = registration.OpenSQLite(ctx, cfg.Database)
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("database: %w", err)
 	}
 	dir := &registration.DirectoryClient{BaseURL: cfg.Directory.URL, TokenURL: cfg.Directory.TokenURL, ClientID: cfg.Directory.ClientID,
 		ClientSecret: strings.TrimSpace(string(secret)), HTTP: &http.Client{Timeout: cfg.Directory.Timeout}}
