@@ -29,8 +29,9 @@ type ListKeeper struct {
 	Now    func() time.Time
 	Log    *slog.Logger
 
-	mu     sync.Mutex // one refresh at a time
-	cached *cachedList
+	refreshMu sync.Mutex // one refresh at a time
+	mu        sync.Mutex // guards cached
+	cached    *cachedList
 }
 
 type cachedList struct {
@@ -110,12 +111,15 @@ func (k *ListKeeper) Outdated(ctx context.Context) (bool, string) {
 
 // Refresh asks the directory for a newer list. A new list is verified before it replaces the stored one;
 // "current" (204) and a verified list of the same version count as verified contact. A list older than
-// the stored one is refused (rollback) and not counted as contact.
+// the stored one is refused (rollback) and not counted as contact. Refreshes are serialised; readers are
+// not blocked while the directory is asked.
 func (k *ListKeeper) Refresh(ctx context.Context) error {
+	k.refreshMu.Lock()
+	defer k.refreshMu.Unlock()
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	have := int64(-1)
 	cur, err := k.load(ctx)
+	k.mu.Unlock()
+	have := int64(-1)
 	switch {
 	case err == nil:
 		have = cur.stored.Version
@@ -136,7 +140,9 @@ func (k *ListKeeper) Refresh(ctx context.Context) error {
 		if err := k.Store.TouchFederationList(ctx, cur.stored.Version, now); err != nil {
 			return fmt.Errorf("federation list refresh: %w", err)
 		}
-		cur.stored.VerifiedContact = fromUnix(unix(now))
+		k.mu.Lock()
+		k.cached = &cachedList{stored: StoredList{JWS: cur.stored.JWS, Version: cur.stored.Version, VerifiedContact: fromUnix(unix(now))}, list: cur.list}
+		k.mu.Unlock()
 		return nil
 	}
 	l, err := certs.VerifyFederationList(ctx, jws, certs.FederationListOptions{Trust: k.Trust, At: now, Revocation: k.Revocation,
@@ -154,7 +160,9 @@ func (k *ListKeeper) Refresh(ctx context.Context) error {
 	if cur == nil || l.Version != cur.stored.Version {
 		k.log().Info("federation list updated", "version", l.Version, "domains", l.Len())
 	}
+	k.mu.Lock()
 	k.cached = &cachedList{stored: st, list: l}
+	k.mu.Unlock()
 	return nil
 }
 
