@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -470,31 +469,6 @@ type cacheKey struct {
 	peerDomain  string
 	peerTypes   string
 	sum         [sha256.Size]byte
-}
-
-func cacheKeyFor(in *Input) (cacheKey, bool) {
-	if (in.Action == ActionFederationInbound || in.Action == ActionFederationOutbound) &&
-		in.Actor == nil && in.Target == nil && in.PermissionConfig == nil && in.Room == nil && in.Event == nil &&
-		in.Request == nil {
-		k := cacheKey{action: in.Action, origin: in.Origin, destination: in.Destination}
-		if in.Peer != nil {
-			// "\x01" keeps "peer present, no types" apart from "no peer".
-			k.peerDomain = "\x01" + in.Peer.Domain
-			switch len(in.Peer.OrganizationTypes) {
-			case 0:
-			case 1:
-				k.peerTypes = in.Peer.OrganizationTypes[0]
-			default:
-				k.peerTypes = strings.Join(in.Peer.OrganizationTypes, "\x00")
-			}
-		}
-		return k, true
-	}
-	b, err := json.Marshal(in)
-	if err != nil {
-		return cacheKey{}, false
-	}
-	return cacheKey{action: in.Action, sum: sha256.Sum256(b)}, true
 }
 
 // decisionCache is a bounded two-generation cache: when the current generation is full it becomes the old
