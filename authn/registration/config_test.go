@@ -90,3 +90,13 @@ func TestFederatedFollowsTheVerifiedList(t *testing.T) {
 		t.Error("federated again after contact")
 	}
 }
+
+func TestExampleConfigIsValid(t *testing.T) {
+	c, err := LoadConfig("config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.IDP.Production || c.Variant != "pro" || len(c.Information.Homeservers) != 1 {
+		t.Fatalf("example: %+v", c)
+	}
+}

@@ -8,6 +8,9 @@ import (
 	"github.com/go-chi/chi/v5"
 )
 
+// maxInfoHomeservers bounds how many homeservers one /tim-information request may ask about its token.
+const maxInfoHomeservers = 8
+
 // InformationVersion is the version of gematik's TiMessengerInformation.yaml this service implements.
 const InformationVersion = "1.0.0"
 
@@ -46,7 +49,12 @@ func (s *Service) requireMatrixUser(next http.Handler) http.Handler {
 			writeInfoError(w, http.StatusUnauthorized, "M_MISSING_TOKEN", "a Matrix OpenID token is required")
 			return
 		}
-		for _, hs := range s.homeservers(r.Context()) {
+		hss := s.homeservers(r.Context())
+		if len(hss) > maxInfoHomeservers {
+			// Each candidate costs a userinfo call for an unknown token: bound the fan-out.
+			hss = hss[:maxInfoHomeservers]
+		}
+		for _, hs := range hss {
 			if _, err := s.deps.OpenID.Validate(r.Context(), tok, hs, ""); err == nil {
 				next.ServeHTTP(w, r)
 				return
