@@ -77,7 +77,7 @@
 //
 // Errors are {errorCode, errorMessage}. The bearer is a Matrix OpenID token of a user on one of the
 // homeservers this Fachdienst serves (information.homeservers, else the domains of its active messenger
-// services); only those homeservers are asked, so the endpoint cannot be used to make the service call
+// services, at most 8); only those homeservers are asked, so the endpoint cannot be used to make the service call
 // arbitrary hosts. Answers come from the last verified federation list.
 //
 // # Housekeeping
@@ -88,5 +88,6 @@
 //
 // Sign-ins in progress (IDP state, pending TOTP) are kept in memory: a restart or a second instance
 // behind a load balancer without affinity makes users sign in again. Sessions and everything else are in
-// the Store.
+// the Store: SQLiteStore (one file, migrations/ embedded) or pgstore (PostgreSQL), both held to the same
+// behaviour by storetest. TOTP secrets are stored as they are (protect the database like a key store).
 package registration
