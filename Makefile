@@ -68,7 +68,21 @@ FUZZ_TARGETS := \
 	./proxy/flist:FuzzParseTokenResponse \
 	./proxy/dirfacts:FuzzParseOrganizationTypes \
 	./proxy/dirfacts:FuzzParseToken \
-	./policy:FuzzEval
+	./policy:FuzzEval \
+	./authn/idp:FuzzParseTokenResponse \
+	./authn/idp:FuzzVerifyIDToken \
+	./authn/devidp:FuzzSignedChallenge \
+	./authn/devidp:FuzzTokenRequest \
+	./authn/devidp:FuzzParseKeyVerifier \
+	./authn/matrixopenid:FuzzParseUserInfo \
+	./authn/matrixopenid:FuzzParseWellKnown \
+	./authn/matrixopenid:FuzzValidateServerName \
+	./authn/registration:FuzzParseMXID \
+	./authn/registration:FuzzParseServiceRequest \
+	./authn/registration:FuzzParseConfig \
+	./directory:FuzzRegServiceClaims \
+	./directory:FuzzRegServiceToken \
+	./proxy:FuzzDecisionLogLine
 # -fuzzminimizetime 100x keeps the fuzzer from spending the whole budget shrinking finds from large seeds
 # (the 60 KB federation list); the committed seed corpora live in <pkg>/testdata/fuzz/<target>/.
 fuzz-smoke:

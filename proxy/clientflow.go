@@ -615,15 +615,18 @@ func decodeBody(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	if !json.Valid(body) {
-		return refuse(policy.ReasonNotJSON)
-	}
-	// The proxy decides on what encoding/json reads; keys that it folds together could let the homeserver
-	// read another value (jsonkeys.go).
-	if err := checkJSONKeys(body); err != nil {
+	// Unmarshal checks the whole text first, so a syntax error is "not JSON" whatever v is; one pass less
+	// than json.Valid before it.
+	if err := json.Unmarshal(body, v); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			return refuse(policy.ReasonNotJSON)
+		}
 		return refuse(policy.ReasonBadJSON).Wrap(err)
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	// The proxy decides on what encoding/json reads; keys that it folds together could let the homeserver
+	// read another value (jsonkeys.go). checkJSONKeys needs valid JSON, which Unmarshal has just proven.
+	if err := checkJSONKeys(body); err != nil {
 		return refuse(policy.ReasonBadJSON).Wrap(err)
 	}
 	return nil

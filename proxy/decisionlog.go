@@ -1,10 +1,11 @@
 package proxy
 
 import (
-	"encoding/json"
 	"io"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/timstack/timstack/policy"
 )
@@ -40,12 +41,101 @@ func (d *decisionLog) write(ev *decisionEvent) {
 	if d == nil || d.w == nil {
 		return
 	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return
-	}
+	var buf [512]byte
+	b := ev.appendJSON(buf[:0])
 	b = append(b, '\n')
 	d.mu.Lock()
 	_, _ = d.w.Write(b)
 	d.mu.Unlock()
+}
+
+// appendJSON writes the event as encoding/json would (same keys, order and omitempty rules; the test
+// compares both), without reflection: every decided request writes one line.
+func (ev *decisionEvent) appendJSON(b []byte) []byte {
+	b = append(b, `{"time":"`...)
+	b = ev.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	field := func(name, v string, omitEmpty bool) {
+		if omitEmpty && v == "" {
+			return
+		}
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		b = appendJSONString(b, v)
+	}
+	field("decision_id", ev.DecisionID, false)
+	field("request_id", ev.RequestID, true)
+	field("surface", ev.Surface, false)
+	field("action", string(ev.Action), false)
+	field("route", ev.Route, true)
+	field("actor", ev.Actor, true)
+	field("target", ev.Target, true)
+	field("origin", ev.Origin, true)
+	field("destination", ev.Destination, true)
+	field("room_id", ev.RoomID, true)
+	b = append(b, `,"allow":`...)
+	b = strconv.AppendBool(b, ev.Allow)
+	if len(ev.Reasons) > 0 {
+		b = append(b, `,"reasons":[`...)
+		for i, r := range ev.Reasons {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, string(r))
+		}
+		b = append(b, ']')
+	}
+	if ev.Status != 0 {
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(ev.Status), 10)
+	}
+	field("policy_revision", ev.Revision, true)
+	if ev.Cached {
+		b = append(b, `,"cached":true`...)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString quotes s as encoding/json does: ", \\ and control characters escaped, <, >, & and
+// U+2028/U+2029 as \u escapes, invalid UTF-8 replaced by U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c == '\b':
+				b = append(b, '\\', 'b')
+			case c == '\f':
+				b = append(b, '\\', 'f')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
