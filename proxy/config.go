@@ -13,9 +13,9 @@ import (
 
 	"github.com/timstack/timstack/policy"
 	"github.com/timstack/timstack/proxy/dirfacts"
-	"github.com/timstack/timstack/proxy/sso"
 	"github.com/timstack/timstack/proxy/flist"
 	"github.com/timstack/timstack/proxy/matrix"
+	"github.com/timstack/timstack/proxy/sso"
 )
 
 // Config is the whole configuration of `timstack proxy`, read from one YAML file. Every field is
