@@ -20,6 +20,7 @@ import (
 	"github.com/timstack/timstack/authn/idp"
 	"github.com/timstack/timstack/authn/matrixopenid"
 	"github.com/timstack/timstack/certs"
+	"github.com/timstack/timstack/cmd/timstack/wiring"
 	"github.com/timstack/timstack/directory"
 	"github.com/timstack/timstack/directory/generate"
 	"github.com/timstack/timstack/directory/store"
@@ -137,7 +138,7 @@ func runDirectoryServe(args []string, stdout, stderr io.Writer) error {
 	}
 	deps := directory.Deps{
 		Store: st, NotFound: notFound, ListSigners: signers, Log: log, Version: version(),
-		OpenID: matrixOpenIDVerifier{v: validator},
+		OpenID: wiring.DirectoryOpenID(validator),
 	}
 	if err := o.apply(&deps, *base, log); err != nil {
 		return usageError("directory serve: %v", err)
@@ -149,18 +150,6 @@ func runDirectoryServe(args []string, stdout, stderr io.Writer) error {
 	fed = srv.Federation()
 	fmt.Fprintf(stdout, "directory listening on %s (base URL %s, db %s)\n", ln.Addr(), *base, redactDSN(*dsn))
 	return serveUntilSignal(&http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}, ln)
-}
-
-// matrixOpenIDVerifier adapts the shared validator (authn/matrixopenid) to the directory's
-// OpenIDVerifier: refusals and unlisted servers become ErrOpenIDRefused (401), the rest 503.
-type matrixOpenIDVerifier struct{ v *matrixopenid.Validator }
-
-func (m matrixOpenIDVerifier) UserInfo(ctx context.Context, serverName, token string) (string, error) {
-	mxid, err := m.v.Validate(ctx, token, serverName, "")
-	if errors.Is(err, matrixopenid.ErrRefused) || errors.Is(err, matrixopenid.ErrNotFederated) {
-		return "", fmt.Errorf("%w: %w", directory.ErrOpenIDRefused, err)
-	}
-	return mxid, err
 }
 
 // ownerAuthOptions are the flags of /owner-authenticate: the RegService trust and the IDP login.
@@ -219,41 +208,8 @@ func (o ownerAuthOptions) apply(deps *directory.Deps, base string, log *slog.Log
 	if err != nil {
 		return fmt.Errorf("IDP: %w", err)
 	}
-	deps.OwnerLogin = idpOwnerLogin{rp: rp}
+	deps.OwnerLogin = wiring.DirectoryOwnerLogin(rp)
 	return nil
-}
-
-// idpOwnerLogin adapts the gematik IDP relying party (authn/idp) to the directory's OwnerLogin.
-type idpOwnerLogin struct{ rp *idp.RelyingParty }
-
-func (l idpOwnerLogin) Begin(ctx context.Context, cardType string) (string, error) {
-	u, _, err := l.rp.Begin(ctx, idp.BeginOptions{CardType: cardType})
-	return u, err
-}
-
-func (l idpOwnerLogin) Complete(ctx context.Context, state, code string) (directory.OwnerIdentity, error) {
-	id, err := l.rp.Complete(ctx, state, code)
-	if err != nil {
-		if errors.Is(err, idp.ErrState) || errors.Is(err, idp.ErrTokenInvalid) || errors.Is(err, idp.ErrReplay) {
-			return directory.OwnerIdentity{}, fmt.Errorf("%w: %w", directory.ErrOwnerLoginRefused, err)
-		}
-		return directory.OwnerIdentity{}, err
-	}
-	if err := ownerProfession(id); err != nil {
-		return directory.OwnerIdentity{}, fmt.Errorf("%w: %w", directory.ErrOwnerLoginRefused, err)
-	}
-	return directory.OwnerIdentity{TelematikID: id.TelematikID, ProfessionOID: id.ProfessionOID, Subject: id.Subject}, nil
-}
-
-// ownerProfession: practitioners (HBA) own their Practitioner entry; institutions (SMC-B) own their
-// Organization, as the VZD's /owner-authenticate documents ("HBA → Practitioner entry, SMC-B →
-// Organization entry"). Insured persons and technical roles own nothing.
-func ownerProfession(id *idp.Identity) error {
-	err := idp.CheckProfession(id, idp.UsePractitionerOwner)
-	if err == nil || idp.CheckProfession(id, idp.UseOrgRegistrationPro) == nil {
-		return nil
-	}
-	return err
 }
 
 func parseResolver(entries []string) (func(context.Context, string) (string, error), error) {

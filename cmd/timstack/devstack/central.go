@@ -18,6 +18,7 @@ import (
 	"github.com/timstack/timstack/authn/matrixopenid"
 	"github.com/timstack/timstack/authn/registration"
 	"github.com/timstack/timstack/certs"
+	"github.com/timstack/timstack/cmd/timstack/wiring"
 	"github.com/timstack/timstack/directory"
 	"github.com/timstack/timstack/directory/store"
 )
@@ -137,13 +138,43 @@ func (s *Stack) startDirectory(ctx context.Context, c *central) error {
 	if c.dirStore, err = store.Open(ctx, "sqlite:"+filepath.Join(s.cfg.Dir, "directory.db")); err != nil {
 		return err
 	}
+	// The validator's federation gate asks the directory's own list (set once the server exists; requests
+	// arrive only after serve below).
+	var fed *directory.Federation
+	openid, err := matrixopenid.NewValidator(matrixopenid.Config{
+		Federated: func(server string) bool { return fed != nil && fed.Federated(server) },
+		Resolve:   s.resolveFederation, HTTPClient: s.federationClient(), Now: s.now,
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.writeIDPTrust(); err != nil {
+		return err
+	}
+	idpTrust := certs.NewTrustStore()
+	if err := idpTrust.LoadPEMDir(s.idpTrustDir()); err != nil {
+		return err
+	}
+	rp, err := idp.New(idp.Config{
+		Issuer: s.IDPURL, ClientID: "timstack-directory", RedirectURI: s.DirectoryURL + "/signin-gematik-idp-dienst",
+		Trust: idpTrust, HTTPClient: &http.Client{Timeout: 15 * time.Second}, Now: s.now,
+		Logger: s.log.With("service", "directory", "component", "idp"),
+	})
+	if err != nil {
+		return err
+	}
 	if c.Directory, err = directory.New(ctx, directory.Config{BaseURL: s.DirectoryURL}, directory.Deps{
 		Store: c.dirStore, NotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) },
 		ListSigners: []directory.ListSigner{{Alg: certs.AlgBP256R1, Signer: s.pki.listKey, Chain: []*certs.Certificate{s.pki.listSigner}}},
-		OpenID:      &directory.MatrixOpenID{Client: s.federationClient(), Resolve: s.resolveFederation}, Log: s.log.With("service", "directory"), Now: s.now, Version: "devstack",
+		OpenID:      wiring.DirectoryOpenID(openid),
+		// RegService-OpenID-Tokens are signed under the dev component CA (C.FD.SIG, role oid_tim).
+		RegServiceTrust: certs.NewTrustStore(s.pki.komp.Cert),
+		OwnerLogin:      wiring.DirectoryOwnerLogin(rp),
+		Log:             s.log.With("service", "directory"), Now: s.now, Version: "devstack",
 	}); err != nil {
 		return err
 	}
+	fed = c.Directory.Federation()
 	secret, err := directory.KVClients{KV: c.dirStore}.Register(ctx, RegServiceClientID)
 	if err != nil {
 		return err
@@ -158,9 +189,6 @@ func (s *Stack) startDirectory(ctx context.Context, c *central) error {
 }
 
 func (s *Stack) startRegistration(ctx, runCtx context.Context, c *central) error {
-	if err := s.writeIDPTrust(); err != nil {
-		return err
-	}
 	cfg := registration.Config{
 		Listen: strings.TrimPrefix(s.RegistrationURL, "http://"), PublicURL: s.RegistrationURL, Variant: s.cfg.Variant,
 		Database: filepath.Join(s.cfg.Dir, "registration.db"),
@@ -198,14 +226,16 @@ func (s *Stack) startRegistration(ctx, runCtx context.Context, c *central) error
 	dirClient := &registration.DirectoryClient{BaseURL: s.DirectoryURL, ClientID: RegServiceClientID,
 		ClientSecret: strings.TrimSpace(string(secret)), Now: s.now}
 	listTrust := certs.NewTrustStore(s.pki.komp.Cert)
+	// The validator's federation gate is the registration service's own verified list.
+	var svc *registration.Service
 	openid, err := matrixopenid.NewValidator(matrixopenid.Config{
-		// The dev stack's federation is its own servers; resolveFederation knows no others.
-		Federated: s.isStackServer, Resolve: s.resolveFederation, HTTPClient: s.federationClient(), Now: s.now,
+		Federated: func(server string) bool { return svc != nil && svc.Federated(server) },
+		Resolve:   s.resolveFederation, HTTPClient: s.federationClient(), Now: s.now,
 	})
 	if err != nil {
 		return err
 	}
-	svc, err := registration.New(cfg, registration.Deps{
+	svc, err = registration.New(cfg, registration.Deps{
 		Store: c.regStore, IDP: rp, Directory: dirClient, Lists: dirClient, OpenID: openid,
 		ListTrust: listTrust, Signer: s.pki.regKey, SignerChain: []*certs.Certificate{s.pki.regSigner, s.pki.komp.Cert},
 		Log: s.log.With("service", "registration"), Now: s.now,
@@ -216,11 +246,6 @@ func (s *Stack) startRegistration(ctx, runCtx context.Context, c *central) error
 	c.Registry = svc
 	go svc.Run(runCtx)
 	return s.serve(cfg.Listen, svc.Handler())
-}
-
-func (s *Stack) isStackServer(server string) bool {
-	_, ok := s.resolver[server+":8448"]
-	return ok
 }
 
 // resolveFederation maps a server name of the stack to its proxy's federation listener; the TLS name stays

@@ -52,6 +52,8 @@ func DemoOrganizations() []Organization {
 // DemoResult is what the walkthrough established, for the acceptance test's further checks.
 type DemoResult struct {
 	Doctor, Pharmacist *mxclient.Client
+	// Onboardings are the Org-Admin sessions by domain.
+	Onboardings map[string]*Onboarding
 	RoomID             string
 	DenialReasons      []string
 }
@@ -64,7 +66,7 @@ func (s *Stack) RunDemo(ctx context.Context, out io.Writer, cardsDir string) (*D
 	step := func(f string, a ...any) { fmt.Fprintf(out, "\n\033[1m== "+f+"\033[0m\n", a...) }
 	say := func(f string, a ...any) { fmt.Fprintf(out, "   "+f+"\n", a...) }
 	card := func(name string) (*devidp.Card, error) { return devidp.LoadCard(filepath.Join(cardsDir, name)) }
-	res := &DemoResult{}
+	res := &DemoResult{Onboardings: map[string]*Onboarding{}}
 	practice, pharmacy := s.Node(PracticeDomain), s.Node(PharmacyDomain)
 	if practice == nil || pharmacy == nil {
 		return nil, fmt.Errorf("demo: the stack lacks %s or %s", PracticeDomain, PharmacyDomain)
@@ -80,6 +82,7 @@ func (s *Stack) RunDemo(ctx context.Context, out io.Writer, cardsDir string) (*D
 		if err != nil {
 			return nil, fmt.Errorf("onboard %s: %w", o.domain, err)
 		}
+		res.Onboardings[o.domain] = ob
 		say("%s signed in through the IDP (SMC-B %s), set up TOTP, registered %s", c.Cert.Subject.CommonName, ob.TelematikID, o.domain)
 	}
 	if err := s.PropagateList(ctx); err != nil {

@@ -2,9 +2,13 @@ package devstack
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -147,6 +151,68 @@ func TestSmartcardChainEndToEnd(t *testing.T) {
 		}
 	})
 
+	// ownerGet reads the owner API with an owner token and returns the ids of the resources it may edit.
+	ownerGet := func(t *testing.T, token, typ string) string {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, st.DirectoryURL+"/owner/"+typ, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET /owner/%s: %d %s", typ, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+
+	t.Run("the Org-Admin reaches the owner API with a RegService-OpenID-Token", func(t *testing.T) {
+		tok, err := st.OwnerTokenViaRegService(ctx, res.Onboardings[PharmacyDomain], res.Pharmacist)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := ownerGet(t, tok, "Organization"); !strings.Contains(body, "3-SMC-B-Testkarte-883110000129068") {
+			t.Fatalf("the owner API does not offer the pharmacy's Organization: %s", body)
+		}
+	})
+
+	t.Run("an Org-Admin cannot bind a user of another organisation's server", func(t *testing.T) {
+		_, err := st.OwnerTokenViaRegService(ctx, res.Onboardings[PracticeDomain], res.Pharmacist)
+		var he *HTTPError
+		if !errors.As(err, &he) || he.Status != http.StatusForbidden {
+			t.Fatalf("binding another organisation's user: %v, want 403", err)
+		}
+	})
+
+	t.Run("a RegService token is refused for a user who is not the Org-Admin", func(t *testing.T) {
+		status, body, err := res.Doctor.Raw(ctx, http.MethodPost, "/_matrix/client/v3/user/"+url.PathEscape(res.Doctor.UserID)+"/openid/request_token", map[string]any{})
+		if err != nil || status != 200 {
+			t.Fatalf("openid: %d %s %v", status, body, err)
+		}
+		var ot struct {
+			AccessToken string `json:"access_token"`
+		}
+		_ = json.Unmarshal(body, &ot)
+		target := st.RegistrationURL + "/regservice/openid/user/" + url.PathEscape(res.Doctor.UserID) + "/requesttoken?request_token=" + url.QueryEscape(ot.AccessToken)
+		err = callJSON(ctx, http.MethodPost, target, "", nil, nil)
+		var he *HTTPError
+		if !errors.As(err, &he) || he.Status != http.StatusBadRequest || !strings.Contains(he.Body, "unauthorized") {
+			t.Fatalf("RegService token for a non-admin: %v, want 400 unauthorized", err)
+		}
+	})
+
+	t.Run("a practitioner reaches the owner API with the eHBA through the IDP", func(t *testing.T) {
+		tok, err := st.OwnerTokenViaIDP(ctx, loadCard(t, CardDoctorHBA))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := ownerGet(t, tok, "Practitioner"); !strings.Contains(body, "1-HBA-Testkarte-883110000129084") {
+			t.Fatalf("the owner API does not offer the doctor's Practitioner entry: %s", body)
+		}
+	})
+
 	t.Run("a second smartcard login reuses the account", func(t *testing.T) {
 		c, err := SmartcardLogin(ctx, practice, loadCard(t, CardDoctorHBA), sso.IDPPractitioner)
 		if err != nil {
@@ -178,6 +244,37 @@ func TestSmartcardChainEndToEnd(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("a headless client logs in with a fresh IDP token, once", func(t *testing.T) {
+		lr, err := devidp.Login(ctx, devidp.LoginOptions{Issuer: st.IDPURL, ClientID: practice.Cfg.SSO.IDP.ClientID,
+			RedirectURI: practice.Cfg.SSO.CallbackURL()}, loadCard(t, CardDoctorHBA))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &mxclient.Client{BaseURL: practice.ClientURL}
+		body := map[string]any{"type": sso.TypeIDPToken, "token": string(lr.IDToken)}
+		status, b, err := c.Raw(ctx, http.MethodPost, "/_matrix/client/v3/login", body)
+		if err != nil || status != 200 || !strings.Contains(string(b), res.Doctor.UserID) {
+			t.Fatalf("direct login: %d %s %v", status, b, err)
+		}
+		status, b, err = c.Raw(ctx, http.MethodPost, "/_matrix/client/v3/login", body)
+		if err != nil || status != http.StatusForbidden {
+			t.Fatalf("replayed IDP token: %d %s %v, want 403", status, b, err)
+		}
+	})
+
+	t.Run("an IDP token issued to another client is refused", func(t *testing.T) {
+		lr, err := devidp.Login(ctx, devidp.LoginOptions{Issuer: st.IDPURL, ClientID: "some-other-client",
+			RedirectURI: "http://127.0.0.1/cb"}, loadCard(t, CardDoctorHBA))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &mxclient.Client{BaseURL: practice.ClientURL}
+		status, b, err := c.Raw(ctx, http.MethodPost, "/_matrix/client/v3/login", map[string]any{"type": sso.TypeIDPToken, "token": string(lr.IDToken)})
+		if err != nil || status != http.StatusForbidden {
+			t.Fatalf("foreign audience: %d %s %v, want 403", status, b, err)
+		}
+	})
 
 	t.Run("a loginToken is single use", func(t *testing.T) {
 		tok := loginToken(t, ctx, practice, loadCard(t, CardDoctorHBA))

@@ -231,3 +231,59 @@ func doJSON(req *http.Request, out any) error {
 	}
 	return nil
 }
+
+// OwnerTokenViaRegService is the Org-Admin's way to the directory's owner API: bind the admin's Matrix
+// account at the registration service, exchange a Matrix OpenID token for a RegService-OpenID-Token
+// (BP256R1, C.FD.SIG role oid_tim) and that at the directory's /owner-authenticate for an owner token.
+func (s *Stack) OwnerTokenViaRegService(ctx context.Context, ob *Onboarding, admin *mxclient.Client) (string, error) {
+	if err := callJSON(ctx, http.MethodPut, s.RegistrationURL+"/registration/v1/org-admin/mxid", ob.Session,
+		map[string]string{"user_id": admin.UserID}, nil); err != nil {
+		return "", fmt.Errorf("bind Org-Admin MXID: %w", err)
+	}
+	status, body, err := admin.Raw(ctx, http.MethodPost, "/_matrix/client/v3/user/"+url.PathEscape(admin.UserID)+"/openid/request_token", map[string]any{})
+	if err != nil || status != http.StatusOK {
+		return "", fmt.Errorf("openid request_token: %d %s %v", status, body, err)
+	}
+	var ot struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(body, &ot); err != nil {
+		return "", err
+	}
+	var reg struct {
+		AccessToken string `json:"access_token"`
+	}
+	target := s.RegistrationURL + "/regservice/openid/user/" + url.PathEscape(admin.UserID) + "/requesttoken?request_token=" + url.QueryEscape(ot.AccessToken)
+	if err := callJSON(ctx, http.MethodPost, target, "", nil, &reg); err != nil {
+		return "", fmt.Errorf("RegService token: %w", err)
+	}
+	var owner struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := callJSON(ctx, http.MethodGet, s.DirectoryURL+"/owner-authenticate", reg.AccessToken, nil, &owner); err != nil {
+		return "", fmt.Errorf("owner-authenticate: %w", err)
+	}
+	return owner.AccessToken, nil
+}
+
+// OwnerTokenViaIDP is the practitioner's way: /owner-authenticate without a token sends the browser to the
+// IDP; the eHBA signs the challenge; /signin-gematik-idp-dienst answers the owner token.
+func (s *Stack) OwnerTokenViaIDP(ctx context.Context, hba *devidp.Card) (string, error) {
+	b := browser()
+	authURL, err := redirectOf(ctx, b, s.DirectoryURL+"/owner-authenticate")
+	if err != nil {
+		return "", fmt.Errorf("owner-authenticate: %w", err)
+	}
+	code, state, err := devidp.Authenticate(ctx, b, authURL, hba)
+	if err != nil {
+		return "", fmt.Errorf("IDP: %w", err)
+	}
+	var owner struct {
+		AccessToken string `json:"access_token"`
+	}
+	q := url.Values{"code": {code}, "state": {state}}
+	if err := callJSON(ctx, http.MethodGet, s.DirectoryURL+"/signin-gematik-idp-dienst?"+q.Encode(), "", nil, &owner); err != nil {
+		return "", fmt.Errorf("signin-gematik-idp-dienst: %w", err)
+	}
+	return owner.AccessToken, nil
+}
