@@ -53,9 +53,9 @@ func DemoOrganizations() []Organization {
 type DemoResult struct {
 	Doctor, Pharmacist *mxclient.Client
 	// Onboardings are the Org-Admin sessions by domain.
-	Onboardings map[string]*Onboarding
-	RoomID             string
-	DenialReasons      []string
+	Onboardings   map[string]*Onboarding
+	RoomID        string
+	DenialReasons []string
 }
 
 // RunDemo is the narrated walkthrough: two practices onboard with their SMC-B, a doctor logs in with an
