@@ -66,8 +66,12 @@ const MaxLoginTokenTTL = 2 * time.Minute
 
 const (
 	pendingTTL   = 10 * time.Minute
-	maxPending   = 10000
-	maxTokens    = 10000
+	// maxPending bounds logins in flight; when full the oldest is dropped (an unauthenticated client can
+	// start logins, so refusing new ones when full would let it lock everyone out).
+	maxPending = 10000
+	// maxTokens bounds issued loginTokens (each needs a verified IDP login): 100 000 ≈ 800 logins a second
+	// for two minutes.
+	maxTokens    = 100000
 	cookiePrefix = "timstack_sso_"
 )
 
@@ -183,6 +187,28 @@ type Bridge struct {
 	mu      sync.Mutex
 	pending map[string]*pendingLogin // by IDP state
 	tokens  map[[32]byte]*loginToken // by SHA-256 of the loginToken
+	// Both kinds of entries live a fixed time, so insertion order is expiry order: sweeping pops expired
+	// entries off the front instead of scanning the maps.
+	pendingOrder []expiring[string]
+	tokenOrder   []expiring[[32]byte]
+}
+
+type expiring[K comparable] struct {
+	key     K
+	expires time.Time
+}
+
+// popExpired deletes the expired front of order from m and returns the rest.
+func popExpired[K comparable, V any](order []expiring[K], m map[K]V, now time.Time) []expiring[K] {
+	i := 0
+	for ; i < len(order) && now.After(order[i].expires); i++ {
+		delete(m, order[i].key)
+	}
+	if i == 0 {
+		return order
+	}
+	// Shift rather than reslice so the backing array does not grow without bound.
+	return append(order[:0], order[i:]...)
 }
 
 type pendingLogin struct {
@@ -253,11 +279,12 @@ func (b *Bridge) Redirect(w http.ResponseWriter, r *http.Request, idpID string) 
 	now := b.now()
 	b.mu.Lock()
 	b.sweepLocked(now)
-	if len(b.pending) >= maxPending {
-		b.mu.Unlock()
-		return mxerr.New(http.StatusTooManyRequests, "M_LIMIT_EXCEEDED", "Too many logins in progress")
+	for len(b.pending) >= maxPending && len(b.pendingOrder) > 0 {
+		delete(b.pending, b.pendingOrder[0].key)
+		b.pendingOrder = b.pendingOrder[1:]
 	}
 	b.pending[state] = &pendingLogin{redirect: redirect, cookieHash: sha256.Sum256([]byte(cookie)), expires: now.Add(pendingTTL)}
+	b.pendingOrder = append(b.pendingOrder, expiring[string]{state, now.Add(pendingTTL)})
 	b.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{
 		Name: cookieName(state), Value: cookie, Path: CallbackPath, MaxAge: int(pendingTTL / time.Second),
@@ -416,7 +443,9 @@ func (b *Bridge) issueLoginToken(userID string) (string, error) {
 	if len(b.tokens) >= maxTokens {
 		return "", mxerr.New(http.StatusTooManyRequests, "M_LIMIT_EXCEEDED", "Too many logins in progress")
 	}
-	b.tokens[sha256.Sum256([]byte(token))] = &loginToken{userID: userID, expires: now.Add(b.cfg.LoginTokenTTL)}
+	key := sha256.Sum256([]byte(token))
+	b.tokens[key] = &loginToken{userID: userID, expires: now.Add(b.cfg.LoginTokenTTL)}
+	b.tokenOrder = append(b.tokenOrder, expiring[[32]byte]{key, now.Add(b.cfg.LoginTokenTTL)})
 	return token, nil
 }
 
@@ -444,16 +473,8 @@ func (b *Bridge) redeem(token string) (string, error) {
 }
 
 func (b *Bridge) sweepLocked(now time.Time) {
-	for k, p := range b.pending {
-		if now.After(p.expires) {
-			delete(b.pending, k)
-		}
-	}
-	for k, t := range b.tokens {
-		if now.After(t.expires) {
-			delete(b.tokens, k)
-		}
-	}
+	b.pendingOrder = popExpired(b.pendingOrder, b.pending, now)
+	b.tokenOrder = popExpired(b.tokenOrder, b.tokens, now)
 }
 
 // redirectAllowed: an absolute http(s) URL starting with a configured prefix, no fragment, no userinfo.

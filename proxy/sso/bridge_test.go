@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,7 +31,7 @@ func (f *fakeRP) Begin(_ context.Context, o idp.BeginOptions) (string, string, e
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.begun = append(f.begun, o)
-	state := "state-" + string(rune('a'+len(f.begun)))
+	state := "state-" + strconv.Itoa(len(f.begun))
 	return "https://idp.test/auth?state=" + state, state, nil
 }
 
@@ -98,7 +99,7 @@ type env struct {
 	now time.Time
 }
 
-func newEnv(t *testing.T, mod func(*Config)) *env {
+func newEnv(t testing.TB, mod func(*Config)) *env {
 	t.Helper()
 	cfg := Config{
 		Enabled: true, PublicURL: "https://matrix.praxis.test", AllowedRedirects: []string{"https://app.test/"},
@@ -300,6 +301,22 @@ func TestCallbackRefusals(t *testing.T) {
 	}
 }
 
+func TestPendingLoginsAreBoundedOldestFirst(t *testing.T) {
+	e := newEnv(t, nil)
+	first, c := e.start(t, IDPPractitioner, "https://app.test/")
+	for range maxPending {
+		w := httptest.NewRecorder()
+		if err := e.b.Redirect(w, httptest.NewRequest("GET", "/x?redirectUrl=https://app.test/", nil), IDPPractitioner); err != nil {
+			t.Fatalf("a new login was refused while the table was full: %v", err)
+		}
+	}
+	if len(e.b.pending) > maxPending {
+		t.Fatalf("%d pending logins, bound %d", len(e.b.pending), maxPending)
+	}
+	_, err := e.callback(first, "code-doctor", c, "")
+	wantMatrixError(t, err, 403, "Unknown or expired")
+}
+
 func TestCallbackStateIsSingleUse(t *testing.T) {
 	e := newEnv(t, nil)
 	state, c := e.start(t, IDPPractitioner, "https://app.test/")
@@ -380,5 +397,39 @@ func TestConfigValidate(t *testing.T) {
 	c := base()
 	if err := c.Validate(); err != nil || c.LoginTokenTTL != MaxLoginTokenTTL || c.IDP.OCSP != "require" {
 		t.Fatalf("defaults: %v %+v", err, c)
+	}
+}
+
+// BenchmarkBridgeLogin: the bridge's own work for one smartcard login — redirect, callback, loginToken
+// redemption — with the relying party and the homeserver stubbed. The relying party's CPU per login (token
+// exchange, decryption, BP256R1 verification) is authn/idp's BenchmarkCompleteCPU; both add up to the
+// proxy's cold-login CPU.
+func BenchmarkBridgeLogin(b *testing.B) {
+	e := newEnv(b, nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		e.now = e.now.Add(10 * time.Millisecond) // 100 logins a second: entries expire as in production
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/x?redirectUrl="+url.QueryEscape("https://app.test/done"), nil)
+		if err := e.b.Redirect(w, r, IDPPractitioner); err != nil {
+			b.Fatal(err)
+		}
+		loc, err := url.Parse(w.Header().Get("Location"))
+		if err != nil || loc == nil {
+			b.Fatalf("redirect: %q %v", w.Header().Get("Location"), err)
+		}
+		c := w.Result().Cookies()[0]
+		w2, err := e.callback(loc.Query().Get("state"), "code-doctor", c, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		done, err := url.Parse(w2.Header().Get("Location"))
+		if err != nil || w2.Code != http.StatusFound {
+			b.Fatalf("callback: %d %q %v", w2.Code, w2.Header().Get("Location"), err)
+		}
+		if _, _, err := e.b.Login(ctx, []byte(`{"type":"m.login.token","token":"`+done.Query().Get("loginToken")+`"}`)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
