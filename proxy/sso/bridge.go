@@ -65,7 +65,7 @@ const CallbackPath = "/_timstack/sso/callback"
 const MaxLoginTokenTTL = 2 * time.Minute
 
 const (
-	pendingTTL   = 10 * time.Minute
+	pendingTTL = 10 * time.Minute
 	// maxPending bounds logins in flight; when full the oldest is dropped (an unauthenticated client can
 	// start logins, so refusing new ones when full would let it lock everyone out).
 	maxPending = 10000
