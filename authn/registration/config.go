@@ -7,11 +7,12 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/timstack/timstack/authn/matrixopenid"
 )
 
 // Config is the whole configuration of `timstack registration`, one YAML file, decoded strictly.
@@ -249,33 +250,14 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validServerName accepts a Matrix server name: lower-case DNS name or IP literal, optional port.
+// validServerName accepts a Matrix server name as matrixopenid parses it (DNS name or IP literal, optional
+// port), in lower case: the registration service stores domains as the federation list carries them.
 func validServerName(s string) error {
-	host := s
-	if h, port, err := net.SplitHostPort(s); err == nil {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strings.Trim(port, "0123456789") != "" {
-			return errors.New("invalid port")
-		}
-		host = h
-	} else if strings.Contains(s, ":") && !strings.HasPrefix(s, "[") {
-		return errors.New("invalid port")
+	if _, _, err := matrixopenid.ParseServerName(s); err != nil {
+		return err
 	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if host == "" || len(host) > 253 {
-		return errors.New("empty or too long")
-	}
-	if net.ParseIP(host) != nil {
-		return nil
-	}
-	for _, label := range strings.Split(host, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("invalid label %q", label)
-		}
-		for _, c := range label {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return fmt.Errorf("invalid character %q", c)
-			}
-		}
+	if s != strings.ToLower(s) {
+		return errors.New("must be lower case")
 	}
 	return nil
 }
