@@ -67,3 +67,13 @@ func TestUpPrepareWritesTheHomeserverArtifacts(t *testing.T) {
 		t.Fatalf("registration changed between runs: %v", err)
 	}
 }
+
+func TestUpExampleConfigLoads(t *testing.T) {
+	c, err := loadUpConfig("up.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Nodes) != 2 || len(c.Organizations) != 2 || c.Nodes[1].ClientPort != 8610 || c.IDPPort != 8580 {
+		t.Fatalf("example config: %+v", c)
+	}
+}
