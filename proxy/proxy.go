@@ -259,6 +259,7 @@ func (p *Proxy) forwardClient(w http.ResponseWriter, cr *clientRequest) error {
 	// Answers whose success changes what the proxy caches are buffered: the cache changes before the client
 	// sees the answer, so no request the client sends next can meet the old entry.
 	var after func()
+	var rec *bufferWriter // the buffered answer, for after
 	switch {
 	case id == "client.logout":
 		after = func() { p.tokens.forgetToken(accessToken(cr.r)) }
@@ -272,13 +273,13 @@ func (p *Proxy) forwardClient(w http.ResponseWriter, cr *clientRequest) error {
 	case id == "client.account_data.global" && cr.r.Method == http.MethodPut && isPermissionConfigType(cr.match.Params["type"]):
 		after = func() { p.perms.Invalidate(cr.match.Params["userId"]) }
 	case id == "client.join" || id == "client.rooms.join":
-		after = func() { p.indexJoinedRoom(cr) }
+		after = func() { p.indexJoinedRoom(cr, rec) }
 	}
 	if after == nil {
 		_, err := p.forwardUpstream(w, cr.r, cr.body, false)
 		return err
 	}
-	rec := newBufferWriter()
+	rec = newBufferWriter()
 	if _, err := p.forwardUpstream(rec, cr.r, cr.body, false); err != nil {
 		return err
 	}
@@ -294,12 +295,20 @@ func (p *Proxy) forwardClient(w http.ResponseWriter, cr *clientRequest) error {
 // indexJoinedRoom reads the state of a room a local user just joined into the room index unless the index
 // has followed the room since its creation. The homeserver's application-service transactions carry only
 // new events, so a room joined mid-life — a practice's room an insured user was invited to — would lack its
-// earlier members, and the ePA profile rule would never see the shared room. Joins by alias are not
-// resolved here. The join itself has succeeded; a failed read is only logged.
-func (p *Proxy) indexJoinedRoom(cr *clientRequest) {
+// earlier members, and the ePA profile rule would never see the shared room. A join by alias names the room
+// only in the homeserver's answer ({"room_id"}). The join itself has succeeded; a failed read is only logged.
+func (p *Proxy) indexJoinedRoom(cr *clientRequest, answer *bufferWriter) {
 	roomID := cr.match.Params["roomId"]
 	if roomID == "" {
 		roomID = cr.match.Params["roomIdOrAlias"]
+	}
+	if !strings.HasPrefix(roomID, "!") {
+		var joined struct {
+			RoomID string `json:"room_id"`
+		}
+		if json.Unmarshal(answer.buf.Bytes(), &joined) == nil {
+			roomID = joined.RoomID
+		}
 	}
 	if p.rooms == nil || cr.userID == "" || !strings.HasPrefix(roomID, "!") {
 		return

@@ -695,3 +695,38 @@ func TestLongPollPath(t *testing.T) {
 		})
 	}
 }
+
+// A join names its room only in the homeserver's answer when it goes by alias; the proxy still reads the
+// joined room's state into its room index (for the ePA shared-room rules), for both join routes.
+func TestJoinByAliasIndexesTheRoom(t *testing.T) {
+	for _, path := range []string{"/_matrix/client/v3/join/%23praxis%3Ahs2.tim.test", "/_matrix/client/v3/join/!direct%3Ahs2.tim.test"} {
+		t.Run(path, func(t *testing.T) {
+			e := newTestEnv(t, "pro")
+			e.up.AddUser("tok-alice", "@alice:hs1.tim.test")
+			roomID := "!direct:hs2.tim.test"
+			if strings.Contains(path, "%23") {
+				roomID = "!aliased:hs2.tim.test"
+				e.up.SetAlias("#praxis:hs2.tim.test", roomID)
+			}
+			e.up.SetRoomState(roomID, []any{
+				map[string]any{"type": "m.room.create", "state_key": "", "sender": "@bob:hs2.tim.test", "event_id": "$c",
+					"content": map[string]any{"room_version": "10", "creator": "@bob:hs2.tim.test"}},
+				map[string]any{"type": "m.room.join_rules", "state_key": "", "sender": "@bob:hs2.tim.test", "event_id": "$j",
+					"content": map[string]any{"join_rule": "invite"}},
+				map[string]any{"type": "m.room.member", "state_key": "@alice:hs1.tim.test", "sender": "@alice:hs1.tim.test", "event_id": "$m",
+					"content": map[string]any{"membership": "join"}},
+			})
+			if _, ok := e.p.rooms.Room(roomID); ok {
+				t.Fatal("room known before the join")
+			}
+			status, body := e.do(t, "POST", path, "tok-alice", map[string]any{})
+			if status != 200 || body["room_id"] != roomID {
+				t.Fatalf("join: %d %v", status, body)
+			}
+			f, ok := e.p.rooms.Room(roomID)
+			if !ok || f.CreatorDomain != "hs2.tim.test" || f.JoinRule != "invite" {
+				t.Fatalf("room index after the join: %+v %v", f, ok)
+			}
+		})
+	}
+}

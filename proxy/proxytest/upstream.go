@@ -32,6 +32,8 @@ type Upstream struct {
 	tokens      map[string]string          // access token → user ID
 	accountData map[string]json.RawMessage // userID + "\x00" + type → content
 	events      map[string]json.RawMessage // eventID → event JSON
+	roomState   map[string]json.RawMessage // roomID → state events (GET /rooms/{roomId}/state)
+	aliases     map[string]string          // alias → roomID (POST /join/{alias} answers {"room_id"})
 	// ASToken is the application service token the proxy uses for its own reads; requests carrying it are
 	// not recorded as forwarded traffic.
 	ASToken string
@@ -40,7 +42,8 @@ type Upstream struct {
 // NewUpstream starts a recording upstream; it is closed with the test.
 func NewUpstream(t testing.TB, asToken string) *Upstream {
 	u := &Upstream{tokens: map[string]string{}, accountData: map[string]json.RawMessage{},
-		events: map[string]json.RawMessage{}, ASToken: asToken}
+		events: map[string]json.RawMessage{}, roomState: map[string]json.RawMessage{}, aliases: map[string]string{},
+		ASToken: asToken}
 	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
 	t.Cleanup(u.Close)
 	return u
@@ -67,6 +70,21 @@ func (u *Upstream) SetEvent(eventID string, event any) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.events[eventID] = b
+}
+
+// SetRoomState stores a room's current state, answered to the proxy's own GET /rooms/{roomId}/state.
+func (u *Upstream) SetRoomState(roomID string, events []any) {
+	b, _ := json.Marshal(events)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.roomState[roomID] = b
+}
+
+// SetAlias makes a join by alias answer {"room_id": roomID}, as a homeserver does.
+func (u *Upstream) SetAlias(alias, roomID string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.aliases[alias] = roomID
 }
 
 // Requests returns the forwarded requests (not the proxy's own application-service reads).
@@ -132,6 +150,27 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(ev)
+	case own && strings.HasSuffix(path, "/state") && strings.Contains(path, "/rooms/") && r.Method == http.MethodGet:
+		parts := strings.Split(r.URL.EscapedPath(), "/")
+		u.mu.Lock()
+		st, ok := u.roomState[unescape(parts[len(parts)-2])]
+		u.mu.Unlock()
+		if !ok {
+			writeJSON(w, http.StatusForbidden, map[string]string{"errcode": "M_FORBIDDEN", "error": "not in room"})
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(st)
+	case strings.Contains(path, "/join/") && r.Method == http.MethodPost:
+		i := strings.LastIndex(r.URL.EscapedPath(), "/")
+		target := unescape(r.URL.EscapedPath()[i+1:])
+		u.mu.Lock()
+		roomID, ok := u.aliases[target]
+		u.mu.Unlock()
+		if !ok {
+			roomID = target
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"room_id": roomID})
 	case strings.HasSuffix(path, "/_matrix/client/versions"):
 		writeJSON(w, http.StatusOK, map[string]any{"versions": []string{"r0.6.1", "v1.1", "v1.10", "v1.11", "v1.12", "v1.13"},
 			"unstable_features": map[string]bool{"org.matrix.msc3814": true}})
