@@ -110,6 +110,7 @@ func (p *Proxy) pumpLongPoll(client, up net.Conn, out *http.Request) {
 	var first [1]byte
 	if _, err := io.ReadFull(up, first[:]); err != nil {
 		p.metrics.upstreamErrors.WithLabelValues("homeserver", "read").Inc()
+		p.metrics.longPolls.WithLabelValues("502").Inc()
 		const body = `{"errcode":"M_UNKNOWN","error":"Upstream unavailable"}`
 		_, _ = io.WriteString(client, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "+
 			strconv.Itoa(len(body))+"\r\n\r\n"+body)
@@ -121,6 +122,7 @@ func (p *Proxy) pumpLongPoll(client, up net.Conn, out *http.Request) {
 		p.metrics.upstreamErrors.WithLabelValues("homeserver", "read").Inc()
 		return
 	}
+	p.metrics.longPolls.WithLabelValues(strconv.Itoa(resp.StatusCode)).Inc()
 	defer resp.Body.Close()
 	// The client's connection ends with this answer; say so, whatever the homeserver said, so the client
 	// never sends its next request down a connection nobody reads any more.

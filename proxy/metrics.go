@@ -15,6 +15,7 @@ type metrics struct {
 	policyEval       prometheus.Histogram
 	upstreamDuration *prometheus.HistogramVec
 	upstreamErrors   *prometheus.CounterVec
+	longPolls        *prometheus.CounterVec
 	listAge          prometheus.GaugeFunc
 	listVersion      prometheus.GaugeFunc
 }
@@ -42,6 +43,10 @@ func newMetrics(listAge, listVersion func() float64) *metrics {
 	m.upstreamErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "timstack_upstream_errors_total", Help: "Upstream failures by upstream and kind.",
 	}, []string{"upstream", "kind"})
+	m.longPolls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "timstack_long_poll_responses_total",
+		Help: "Long-polls relayed on the hijacked path, by the homeserver's status (their requests count with code \"hijacked\").",
+	}, []string{"code"})
 	m.listAge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "timstack_federation_list_age_seconds", Help: "Time since the last verified contact with the list source.",
 	}, listAge)
@@ -49,6 +54,6 @@ func newMetrics(listAge, listVersion func() float64) *metrics {
 		Name: "timstack_federation_list_version", Help: "Version of the verified federation list in use.",
 	}, listVersion)
 	m.registry.MustRegister(m.requests, m.requestDuration, m.decisions, m.policyEval, m.upstreamDuration,
-		m.upstreamErrors, m.listAge, m.listVersion, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.upstreamErrors, m.longPolls, m.listAge, m.listVersion, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

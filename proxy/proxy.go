@@ -93,7 +93,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, surface string, fl
 				mxerr.Write(sw, mxerr.Unknown())
 			}
 		}
-		p.metrics.requests.WithLabelValues(surface, routeID, metricMethod(r.Method), strconv.Itoa(sw.code())).Inc()
+		p.metrics.requests.WithLabelValues(surface, routeID, metricMethod(r.Method), sw.codeLabel()).Inc()
 		p.metrics.requestDuration.WithLabelValues(surface, routeID).Observe(p.now().Sub(start).Seconds())
 	}()
 	id, err := flow(sw, r)
@@ -250,8 +250,12 @@ func (p *Proxy) forwardClient(w http.ResponseWriter, cr *clientRequest) error {
 	if cr.match.Route.Flags.Has(route.LongPoll) && longPollMillis(cr.r) >= 1000 {
 		handled, status, err := p.forwardLongPoll(w, cr.r, p.upstreamTimeout(cr.r, true))
 		if handled {
-			if sw, ok := w.(*statusWriter); ok && status != 0 && !sw.wrote {
-				sw.status, sw.wrote = status, true
+			if sw, ok := w.(*statusWriter); ok && !sw.wrote {
+				if status != 0 {
+					sw.status, sw.wrote = status, true
+				} else if err == nil {
+					sw.hijacked = true
+				}
 			}
 			return err
 		}

@@ -694,6 +694,42 @@ func TestLongPollPath(t *testing.T) {
 			}
 		})
 	}
+	// The hijacked request is counted as such, and its answer by the homeserver's status.
+	if n := counterValue(t, env.p, "timstack_long_poll_responses_total", map[string]string{"code": "200"}); n != 1 {
+		t.Errorf("long-poll responses with 200: %v, want 1", n)
+	}
+	if n := counterValue(t, env.p, "timstack_http_requests_total", map[string]string{"route": "client.sync", "code": "hijacked"}); n != 1 {
+		t.Errorf("requests counted as hijacked: %v, want 1", n)
+	}
+}
+
+// counterValue sums the counters of a metric family whose labels include want.
+func counterValue(t *testing.T, p *Proxy, name string, want map[string]string) float64 {
+	t.Helper()
+	families, err := p.metrics.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if have[k] != v {
+					continue metric
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
 }
 
 // A join names its room only in the homeserver's answer when it goes by alias; the proxy still reads the

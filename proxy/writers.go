@@ -16,6 +16,16 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
+	// hijacked: the long-poll path took the connection; its answer is counted when it arrives.
+	hijacked bool
+}
+
+// codeLabel is the status label of the request metric.
+func (s *statusWriter) codeLabel() string {
+	if s.hijacked && !s.wrote {
+		return "hijacked"
+	}
+	return strconv.Itoa(s.code())
 }
 
 func (s *statusWriter) WriteHeader(code int) {
