@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ func runDirectoryBench(args []string, stdout, stderr io.Writer) error {
 	duration := fs.Duration("duration", 15*time.Second, "measuring time per query class")
 	clients := fs.Int("clients", 4, "concurrent clients per class")
 	signerDir := fs.String("list-signer", "", "federation-list signer (pki issue --profile flist-signer); a throw-away one when empty")
+	only := fs.String("only", "", "measure only the classes whose name contains this text (all when empty)")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return usageError("%v", err)
 	}
@@ -111,6 +113,9 @@ func runDirectoryBench(args []string, stdout, stderr io.Writer) error {
 	}
 	results := make([]benchResult, 0, len(classes))
 	for _, c := range classes {
+		if *only != "" && !strings.Contains(c.name, *only) {
+			continue
+		}
 		res, err := c.run(base, *clients, *duration)
 		if err != nil {
 			return failure("directory bench: %s: %v", c.name, err)

@@ -338,6 +338,9 @@ func (s *Store) Search(ctx context.Context, q index.Query) (index.Result, error)
 		return index.Result{}, fmt.Errorf("store: %w", err)
 	}
 	res := index.Result{Total: -1}
+	if q.Total && q.Limit > 0 {
+		res.Total = 0 // stays 0 when the first page is empty
+	}
 	countOnly := func(db interface {
 		QueryRow(context.Context, string, ...any) pgx.Row
 	}) error {
@@ -369,7 +372,9 @@ func (s *Store) Search(ctx context.Context, q index.Query) (index.Result, error)
 		if err := rows.Err(); err != nil {
 			return index.Result{}, wrap(err)
 		}
-		if len(res.IDs) == 0 {
+		// An empty first page means no match at all (same statement, same snapshot); only an empty page
+		// past the first can hide matches before it.
+		if len(res.IDs) == 0 && q.Offset > 0 {
 			if err := countOnly(s.pool); err != nil {
 				return index.Result{}, wrap(err)
 			}

@@ -213,6 +213,23 @@ func (b *Builder) Where(typ, col string, c index.Cond) error {
 			b.W("1 = 1")
 			return nil
 		}
+		if b.D == Postgres && len(words) > 1 {
+			// One INTERSECT of the word ranges: each range is read once from the index and the sets are
+			// hashed, so the cost is the sum of the range sizes. Separate IN subqueries let the planner
+			// probe a second prefix range per candidate of the first, and its estimate of a prefix range is
+			// far too low (1 row for 4,587): a city next to a common name took 25 s at full scale, 9 ms so.
+			b.W(col, " IN (")
+			for i, w := range words {
+				if i > 0 {
+					b.W(" INTERSECT ")
+				}
+				b.W("SELECT id FROM idx_text WHERE type = ")
+				b.Arg(typ)
+				b.prefix("word", w)
+			}
+			b.W(")")
+			return nil
+		}
 		b.W("(")
 		for i, w := range words {
 			if i > 0 {
