@@ -203,30 +203,14 @@ func (b *Builder) Where(typ, col string, c index.Cond) error {
 	case index.Near:
 		return b.near(typ, col, c)
 	case index.Text:
-		words := make([]string, 0, len(c.Words))
-		for _, w := range c.Words {
-			if w != "" {
-				words = append(words, w)
-			}
-		}
+		words := textWords(c)
 		if len(words) == 0 {
 			b.W("1 = 1")
 			return nil
 		}
 		if b.D == Postgres && len(words) > 1 {
-			// One INTERSECT of the word ranges: each range is read once from the index and the sets are
-			// hashed, so the cost is the sum of the range sizes. Separate IN subqueries let the planner
-			// probe a second prefix range per candidate of the first, and its estimate of a prefix range is
-			// far too low (1 row for 4,587): a city next to a common name took 25 s at full scale, 9 ms so.
 			b.W(col, " IN (")
-			for i, w := range words {
-				if i > 0 {
-					b.W(" INTERSECT ")
-				}
-				b.W("SELECT id FROM idx_text WHERE type = ")
-				b.Arg(typ)
-				b.prefix("word", w)
-			}
+			b.textSet(typ, words)
 			b.W(")")
 			return nil
 		}
@@ -242,27 +226,9 @@ func (b *Builder) Where(typ, col string, c index.Cond) error {
 		}
 		b.W(")")
 	case index.Chain:
-		if c.TargetType == "" {
-			return fmt.Errorf("chain on %q: no target type", c.Param)
-		}
-		b.sub(col, "idx_reference", typ, c.Param)
-		b.W(" AND ref_type = ")
-		b.Arg(c.TargetType)
-		b.W(" AND ")
-		if positive(c.Where) {
-			// Every match of Where has index rows, so the target exists: no join with resources needed.
-			if err := b.Where(c.TargetType, "ref_id", c.Where); err != nil {
-				return err
-			}
-		} else {
-			// Not/IDs/match-all can be true of a dangling reference: require the target to exist.
-			b.W("ref_id IN (SELECT t.id FROM resources t WHERE t.type = ")
-			b.Arg(c.TargetType)
-			b.W(" AND ")
-			if err := b.Where(c.TargetType, "t.id", c.Where); err != nil {
-				return err
-			}
-			b.W(")")
+		b.W(col, " IN (")
+		if err := b.chainSet(typ, c, false); err != nil {
+			return err
 		}
 		b.W(")")
 	case index.Has:
@@ -285,6 +251,103 @@ func (b *Builder) Where(typ, col string, c index.Cond) error {
 		return fmt.Errorf("unsupported condition %T", c)
 	}
 	return nil
+}
+
+// textWords returns the non-empty words of c.
+func textWords(c index.Text) []string {
+	words := make([]string, 0, len(c.Words))
+	for _, w := range c.Words {
+		if w != "" {
+			words = append(words, w)
+		}
+	}
+	return words
+}
+
+// textSet writes a query for the distinct ids of typ resources having a word with each of the prefixes
+// (at least one). PostgreSQL: one INTERSECT of the word ranges, so each range is read once from the index
+// and the sets are hashed; the cost is the sum of the range sizes. Separate IN subqueries let the planner
+// probe a second prefix range per candidate of the first, and its estimate of a prefix range is far too
+// low (1 row for 4,587): a city next to a common name took 25 s at full scale, 9 ms so.
+func (b *Builder) textSet(typ string, words []string) {
+	if len(words) == 1 {
+		b.W("SELECT DISTINCT id FROM idx_text WHERE type = ")
+		b.Arg(typ)
+		b.prefix("word", words[0])
+		return
+	}
+	for i, w := range words {
+		if i > 0 {
+			b.W(" INTERSECT ")
+		}
+		b.W("SELECT id FROM idx_text WHERE type = ")
+		b.Arg(typ)
+		b.prefix("word", w)
+	}
+}
+
+// chainSet writes a query for the ids of typ resources whose reference c.Param points at a c.TargetType
+// resource matching c.Where (an id once per matching reference row, or once when distinct is set).
+func (b *Builder) chainSet(typ string, c index.Chain, distinct bool) error {
+	if c.TargetType == "" {
+		return fmt.Errorf("chain on %q: no target type", c.Param)
+	}
+	if distinct {
+		b.W("SELECT DISTINCT id")
+	} else {
+		b.W("SELECT id")
+	}
+	b.W(" FROM idx_reference WHERE type = ")
+	b.Arg(typ)
+	b.W(" AND param = ")
+	b.Arg(c.Param)
+	b.W(" AND ref_type = ")
+	b.Arg(c.TargetType)
+	b.W(" AND ")
+	if positive(c.Where) {
+		// Every match of Where has index rows, so the target exists: no join with resources needed.
+		return b.Where(c.TargetType, "ref_id", c.Where)
+	}
+	// Not/IDs/match-all can be true of a dangling reference: require the target to exist.
+	b.W("ref_id IN (SELECT t.id FROM resources t WHERE t.type = ")
+	b.Arg(c.TargetType)
+	b.W(" AND ")
+	if err := b.Where(c.TargetType, "t.id", c.Where); err != nil {
+		return err
+	}
+	b.W(")")
+	return nil
+}
+
+// driver picks, on PostgreSQL, a condition of where whose ids can be the row source of the search instead
+// of the resources table: the words of a _text (usually the most selective part, and an INTERSECT the
+// planner cannot mis-estimate into a merge over every resource of the type), or a chain that is the whole
+// condition (the mandatory active filter merged with the client's chained parameter). Its index rows exist
+// only while the resource does, so the join with resources that checked existence is not needed. It
+// returns the index of the condition in conds (the top-level conjuncts) or -1.
+func driver(d Dialect, typ string, where index.Cond) (conds index.And, at int) {
+	if d != Postgres {
+		return nil, -1
+	}
+	switch w := where.(type) {
+	case index.And:
+		conds = mergeSingleChains(typ, w)
+	case nil:
+		return nil, -1
+	default:
+		conds = index.And{w}
+	}
+	for i, c := range conds {
+		if t, ok := c.(index.Text); ok && len(textWords(t)) > 0 {
+			return conds, i
+		}
+	}
+	if len(conds) == 1 {
+		if ch, ok := conds[0].(index.Chain); ok && ch.TargetType != "" && positive(ch.Where) {
+			return conds, 0
+		}
+	}
+	return nil, -1
 }
 
 // sub opens "col IN (SELECT id FROM table WHERE type = ? AND param = ?"; the caller closes it.
@@ -473,11 +536,28 @@ func searchSQL(d Dialect, q index.Query) (page, count, pageWithTotal string, arg
 		return "", "", "", nil, fmt.Errorf("search: negative limit or offset")
 	}
 	b := &Builder{D: d}
-	b.W("FROM resources r WHERE r.type = ")
-	b.Arg(q.Type)
-	b.W(" AND ")
-	if err := b.Where(q.Type, "r.id", q.Where); err != nil {
-		return "", "", "", nil, err
+	if conds, at := driver(d, q.Type, q.Where); at >= 0 {
+		b.W("FROM (")
+		switch c := conds[at].(type) {
+		case index.Text:
+			b.textSet(q.Type, textWords(c))
+		case index.Chain:
+			if err := b.chainSet(q.Type, c, true); err != nil {
+				return "", "", "", nil, err
+			}
+		}
+		b.W(") r WHERE ")
+		rest := append(append(index.And(nil), conds[:at]...), conds[at+1:]...)
+		if err := b.Where(q.Type, "r.id", rest); err != nil {
+			return "", "", "", nil, err
+		}
+	} else {
+		b.W("FROM resources r WHERE r.type = ")
+		b.Arg(q.Type)
+		b.W(" AND ")
+		if err := b.Where(q.Type, "r.id", q.Where); err != nil {
+			return "", "", "", nil, err
+		}
 	}
 	from := b.SQL()
 	count = "SELECT count(*) " + from
