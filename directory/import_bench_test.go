@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -63,5 +64,65 @@ func BenchmarkImport(b *testing.B) {
 			}
 			b.ReportMetric(float64(counts.Total()*b.N)/b.Elapsed().Seconds(), "resources/s")
 		})
+	}
+}
+
+// BenchmarkImportFile imports the NDJSON file TIMSTACK_IMPORT_FILE (one resource per line, as `directory
+// generate` writes it) into the empty PostgreSQL database TIMSTACK_IMPORT_DSN in batches of 1,000, like
+// `directory import`; with TIMSTACK_IMPORT_BULK=1 inside BeginBulkLoad/EndBulkLoad (the index rebuild
+// counts). Run once (-benchtime 1x) per fresh database; skipped without the variables.
+func BenchmarkImportFile(b *testing.B) {
+	path, dsn := os.Getenv("TIMSTACK_IMPORT_FILE"), os.Getenv("TIMSTACK_IMPORT_DSN")
+	if path == "" || dsn == "" {
+		b.Skip("TIMSTACK_IMPORT_FILE and TIMSTACK_IMPORT_DSN not set")
+	}
+	bulk := os.Getenv("TIMSTACK_IMPORT_BULK") == "1"
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		st, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if bulk {
+			if err := st.BeginBulkLoad(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		w := &directory.Writer{Store: st}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<24)
+		var batch [][]byte
+		n := 0
+		flush := func() {
+			if _, err := w.Put(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			n += len(batch)
+			batch = batch[:0]
+		}
+		for sc.Scan() {
+			batch = append(batch, append([]byte(nil), sc.Bytes()...))
+			if len(batch) == 1000 {
+				flush()
+			}
+		}
+		if err := sc.Err(); err != nil {
+			b.Fatal(err)
+		}
+		if len(batch) > 0 {
+			flush()
+		}
+		if bulk {
+			if err := st.EndBulkLoad(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		f.Close()
+		st.Close()
+		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "resources/s")
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/timstack/timstack/directory/fhir"
 	"github.com/timstack/timstack/directory/index"
@@ -62,14 +64,14 @@ func (w *Writer) Prepare(data []byte) (*fhir.Resource, index.Resource, error) {
 // reference a changed Organization, Practitioner or Location get their _text rows recomputed.
 func (w *Writer) Put(ctx context.Context, datas [][]byte) ([]index.Resource, error) {
 	parsed := make(map[index.Ref]*fhir.Resource, len(datas))
-	var batch []index.Resource
-	for i, d := range datas {
-		r, ir, err := w.Prepare(d)
-		if err != nil {
-			return nil, fmt.Errorf("resource %d: %w", i, err)
-		}
-		parsed[index.Ref{Type: ir.Type, ID: ir.ID}] = r
-		batch = append(batch, ir)
+	prepared, err := w.prepareAll(datas)
+	if err != nil {
+		return nil, err
+	}
+	batch := make([]index.Resource, 0, len(datas))
+	for _, p := range prepared {
+		parsed[index.Ref{Type: p.ir.Type, ID: p.ir.ID}] = p.r
+		batch = append(batch, p.ir)
 	}
 	// Stored roots that link to a changed resource must be re-indexed too.
 	var targets []index.Ref
@@ -117,6 +119,46 @@ func (w *Writer) Put(ctx context.Context, datas [][]byte) ([]index.Resource, err
 		return nil, err
 	}
 	return w.Store.Put(ctx, batch...)
+}
+
+type prepared struct {
+	r  *fhir.Resource
+	ir index.Resource
+}
+
+// parallelPrepareMin is the batch size from which Prepare runs on several goroutines: parsing, validating
+// and extracting is most of an import's client-side CPU, and the store is idle meanwhile.
+const parallelPrepareMin = 64
+
+// prepareAll runs Prepare on every document, spread over GOMAXPROCS goroutines for large batches. The
+// result is in input order, and the error is the one of the first failing document, as if run in order.
+func (w *Writer) prepareAll(datas [][]byte) ([]prepared, error) {
+	out := make([]prepared, len(datas))
+	errs := make([]error, len(datas))
+	work := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			out[i].r, out[i].ir, errs[i] = w.Prepare(datas[i])
+		}
+	}
+	if n := min(runtime.GOMAXPROCS(0), len(datas)/parallelPrepareMin); n > 1 {
+		var wg sync.WaitGroup
+		for k := 0; k < n; k++ {
+			wg.Add(1)
+			go func(lo, hi int) {
+				defer wg.Done()
+				work(lo, hi)
+			}(k*len(datas)/n, (k+1)*len(datas)/n)
+		}
+		wg.Wait()
+	} else {
+		work(0, len(datas))
+	}
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("resource %d: %w", i, err)
+		}
+	}
+	return out, nil
 }
 
 // targetsFor keeps the refs whose type the reference parameter param of root may point at.

@@ -1,0 +1,138 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/timstack/timstack/directory/store/internal/core"
+)
+
+// bulkLoadKey is the kv entry that marks an unfinished bulk load; its value lists the dropped indexes'
+// definitions (pg_get_indexdef), so EndBulkLoad recreates exactly what was there, whatever later
+// migrations add.
+const bulkLoadKey = "store.postgres.bulk-load"
+
+// ErrNotEmpty is returned (wrapped) by BeginBulkLoad when the store already holds resources.
+var ErrNotEmpty = errors.New("store is not empty")
+
+// bulkKeep tells the secondary indexes a bulk load keeps: the per-resource (type, id) indexes (appended in
+// id order, cheap, and what replacing or deleting a resource needs) and both reference indexes (the
+// writer looks up, per batch, which stored roles and services link to new Practitioners, Organizations
+// and Locations, to rebuild their _text rows). The value indexes (token, string, text, date, geo, number)
+// are what makes loading slow: each index row is a random B-tree insert.
+func bulkKeep(name string) bool {
+	return strings.HasSuffix(name, "_resource") || strings.HasPrefix(name, "idx_reference_")
+}
+
+// BeginBulkLoad prepares an empty store for a large initial import: it drops the value indexes of the
+// index tables, so the import's COPYs append rows without maintaining them (about 2.5x the rate on the
+// tenth data set), and records their definitions. EndBulkLoad recreates them. Until then every search
+// stays correct but reads whole tables, so a directory must not serve from a store in a bulk load. A store
+// that already holds resources is refused with ErrNotEmpty, unless it is in an unfinished bulk load, which
+// is then continued (an interrupted import resumes with --skip).
+func (s *Store) BeginBulkLoad(ctx context.Context) error {
+	return wrap(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
+			return err
+		}
+		var marked bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM kv WHERE key = $1)`, bulkLoadKey).Scan(&marked); err != nil {
+			return err
+		}
+		if marked {
+			return nil
+		}
+		var nonEmpty bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM resources)`).Scan(&nonEmpty); err != nil {
+			return err
+		}
+		if nonEmpty {
+			return fmt.Errorf("bulk load: %w", ErrNotEmpty)
+		}
+		rows, err := tx.Query(ctx, `SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+WHERE t.relnamespace = current_schema()::regnamespace AND t.relname LIKE 'idx\_%'
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+ORDER BY 1`)
+		if err != nil {
+			return err
+		}
+		type index struct{ Name, Def string }
+		var all []index
+		var x index
+		if _, err := pgx.ForEachRow(rows, []any{&x.Name, &x.Def}, func() error {
+			all = append(all, x)
+			return nil
+		}); err != nil {
+			return err
+		}
+		var drop []string
+		var defs []string
+		for _, ix := range all {
+			if !bulkKeep(ix.Name) {
+				drop = append(drop, pgx.Identifier{ix.Name}.Sanitize())
+				defs = append(defs, ix.Def)
+			}
+		}
+		marker, err := json.Marshal(defs)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO kv (key, value) VALUES ($1, $2)`, bulkLoadKey, marker); err != nil {
+			return err
+		}
+		if len(drop) > 0 {
+			if _, err := tx.Exec(ctx, `DROP INDEX `+strings.Join(drop, ", ")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// EndBulkLoad finishes a bulk load: it recreates the indexes BeginBulkLoad dropped (each one sorted once
+// over the loaded rows), refreshes the planner statistics and clears the mark. Without an unfinished bulk
+// load it does nothing. It is safe to run again after an interruption.
+func (s *Store) EndBulkLoad(ctx context.Context) error {
+	v, err := s.GetKV(ctx, bulkLoadKey)
+	if errors.Is(err, core.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var defs []string
+	if err := json.Unmarshal(v, &defs); err != nil {
+		return fmt.Errorf("store: postgres: bulk load mark: %w", err)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return wrap(err)
+	}
+	defer conn.Release()
+	// Index builds sort the whole table; more memory means fewer merge passes (session setting only).
+	if _, err := conn.Exec(ctx, `SET maintenance_work_mem = '512MB'`); err != nil {
+		return wrap(err)
+	}
+	defer func() { _, _ = conn.Exec(context.Background(), `RESET maintenance_work_mem`) }()
+	for _, def := range defs {
+		// pg_get_indexdef gives "CREATE [UNIQUE] INDEX name ON …"; IF NOT EXISTS makes a rerun skip what an
+		// interrupted run already built.
+		stmt, ok := strings.CutPrefix(def, "CREATE INDEX ")
+		if !ok {
+			return fmt.Errorf("store: postgres: bulk load: unexpected index definition %q", def)
+		}
+		if _, err := conn.Exec(ctx, "CREATE INDEX IF NOT EXISTS "+stmt); err != nil {
+			return wrap(fmt.Errorf("bulk load: recreate index: %w", err))
+		}
+	}
+	if _, err := conn.Exec(ctx, `ANALYZE`); err != nil {
+		return wrap(err)
+	}
+	_, err = conn.Exec(ctx, `DELETE FROM kv WHERE key = $1`, bulkLoadKey)
+	return wrap(err)
+}

@@ -1,0 +1,154 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/timstack/timstack/directory/index"
+	"github.com/timstack/timstack/directory/store"
+	"github.com/timstack/timstack/directory/store/postgres"
+	"github.com/timstack/timstack/directory/store/storetest"
+)
+
+func openPG(t testing.TB, dsn string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// indexDefs lists the definitions of the index tables' indexes of the database dsn names.
+func indexDefs(t *testing.T, dsn string) []string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename LIKE 'idx\_%' ORDER BY indexname`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return defs
+}
+
+// The conformance suite run against stores in an unfinished bulk load: without the value indexes every
+// search must still give the same answers, only slower.
+func TestConformanceDuringBulkLoad(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := postgres.Open(context.Background(), pg.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.BeginBulkLoad(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestBulkLoad(t *testing.T) {
+	ctx := context.Background()
+	prac := func(id, name string) index.Resource {
+		return index.Resource{Type: index.Practitioner, ID: id, JSON: []byte(`{}`), Rows: []index.Row{
+			{Param: "name", Type: index.TypeString, Value: name},
+			{Param: "active", Type: index.TypeToken, Code: "true"},
+		}}
+	}
+	nameSearch := func(t *testing.T, s *postgres.Store) index.Result {
+		t.Helper()
+		res, err := s.Search(ctx, index.Query{Type: index.Practitioner, Limit: 10, Total: true,
+			Where: index.And{index.String{Param: "name", Value: "lehm", Mode: index.StringPrefix}, index.Token{Param: "active", AnySystem: true, Code: "true"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	want := index.Result{IDs: []string{"p1", "p3"}, Total: 2}
+
+	t.Run("a load drops the value indexes and its end restores exactly the indexes there were", func(t *testing.T) {
+		dsn := pg.DSN(t)
+		before := indexDefs(t, dsn)
+		s := openPG(t, dsn)
+		if err := s.BeginBulkLoad(ctx); err != nil {
+			t.Fatal(err)
+		}
+		during := indexDefs(t, dsn)
+		if len(during) >= len(before) {
+			t.Fatalf("bulk load kept all %d indexes", len(before))
+		}
+		if _, err := s.Put(ctx, prac("p1", "lehmann"), prac("p2", "schulz"), prac("p3", "lehmer")); err != nil {
+			t.Fatal(err)
+		}
+		if got := nameSearch(t, s); !cmp.Equal(got, want) {
+			t.Errorf("search during the load = %+v, want %+v", got, want)
+		}
+		if err := s.EndBulkLoad(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(before, indexDefs(t, dsn)); diff != "" {
+			t.Errorf("indexes after the load differ (-before +after):\n%s", diff)
+		}
+		if got := nameSearch(t, s); !cmp.Equal(got, want) {
+			t.Errorf("search after the load = %+v, want %+v", got, want)
+		}
+		if err := s.EndBulkLoad(ctx); err != nil {
+			t.Errorf("a second EndBulkLoad: %v", err)
+		}
+	})
+
+	t.Run("a store that holds resources is refused", func(t *testing.T) {
+		dsn := pg.DSN(t)
+		s := openPG(t, dsn)
+		if _, err := s.Put(ctx, prac("p1", "lehmann")); err != nil {
+			t.Fatal(err)
+		}
+		before := indexDefs(t, dsn)
+		if err := s.BeginBulkLoad(ctx); !errors.Is(err, postgres.ErrNotEmpty) {
+			t.Fatalf("BeginBulkLoad = %v, want ErrNotEmpty", err)
+		}
+		if diff := cmp.Diff(before, indexDefs(t, dsn)); diff != "" {
+			t.Errorf("a refused bulk load changed the indexes:\n%s", diff)
+		}
+	})
+
+	t.Run("an interrupted load is continued by the next process and finished once", func(t *testing.T) {
+		dsn := pg.DSN(t)
+		before := indexDefs(t, dsn)
+		first := openPG(t, dsn)
+		if err := first.BeginBulkLoad(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := first.Put(ctx, prac("p1", "lehmann")); err != nil {
+			t.Fatal(err)
+		}
+		_ = first.Close()
+		second := openPG(t, dsn)
+		if err := second.BeginBulkLoad(ctx); err != nil {
+			t.Fatalf("resuming the load: %v", err)
+		}
+		if _, err := second.Put(ctx, prac("p2", "schulz"), prac("p3", "lehmer")); err != nil {
+			t.Fatal(err)
+		}
+		if err := second.EndBulkLoad(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(before, indexDefs(t, dsn)); diff != "" {
+			t.Errorf("indexes after the load differ (-before +after):\n%s", diff)
+		}
+		if got := nameSearch(t, second); !cmp.Equal(got, want) {
+			t.Errorf("search after the load = %+v, want %+v", got, want)
+		}
+	})
+}
