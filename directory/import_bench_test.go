@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -70,20 +71,18 @@ func BenchmarkImport(b *testing.B) {
 // BenchmarkImportFile imports the NDJSON file TIMSTACK_IMPORT_FILE (one resource per line, as `directory
 // generate` writes it) into the empty PostgreSQL database TIMSTACK_IMPORT_DSN in batches of 1,000, like
 // `directory import`; with TIMSTACK_IMPORT_BULK=1 inside BeginBulkLoad/EndBulkLoad (the index rebuild
-// counts). Run once (-benchtime 1x) per fresh database; skipped without the variables.
+// counts), with TIMSTACK_IMPORT_PIPELINE=1 preparing the next batch (PrepareBatch) while the previous one
+// is stored (PutPrepared). Run once (-benchtime 1x) per fresh database; skipped without the variables.
 func BenchmarkImportFile(b *testing.B) {
 	path, dsn := os.Getenv("TIMSTACK_IMPORT_FILE"), os.Getenv("TIMSTACK_IMPORT_DSN")
 	if path == "" || dsn == "" {
 		b.Skip("TIMSTACK_IMPORT_FILE and TIMSTACK_IMPORT_DSN not set")
 	}
 	bulk := os.Getenv("TIMSTACK_IMPORT_BULK") == "1"
+	pipeline := os.Getenv("TIMSTACK_IMPORT_PIPELINE") == "1"
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
 		st, err := postgres.Open(ctx, dsn)
-		if err != nil {
-			b.Fatal(err)
-		}
-		f, err := os.Open(path)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -93,36 +92,80 @@ func BenchmarkImportFile(b *testing.B) {
 			}
 		}
 		w := &directory.Writer{Store: st}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 1<<24)
-		var batch [][]byte
+		depth := 0
+		if pipeline {
+			depth = 1
+		}
+		batches := make(chan *directory.Batch, depth)
+		readErr := make(chan error, 1)
+		stop := make(chan struct{})
+		go func() {
+			defer close(batches)
+			readErr <- readBatches(path, 1000, func(docs [][]byte) error {
+				bt, err := w.PrepareBatch(docs)
+				if err != nil {
+					return err
+				}
+				select {
+				case batches <- bt:
+					return nil
+				case <-stop:
+					return errors.New("stopped")
+				}
+			})
+		}()
+		stopped := false
+		stopReader := func() {
+			if !stopped {
+				stopped = true
+				close(stop)
+			}
+		}
+		b.Cleanup(stopReader) // a failed PutPrepared must not leave the reader blocked
 		n := 0
-		flush := func() {
-			if _, err := w.Put(ctx, batch); err != nil {
+		for bt := range batches {
+			n += bt.Len()
+			if _, err := w.PutPrepared(ctx, bt); err != nil {
 				b.Fatal(err)
 			}
-			n += len(batch)
-			batch = batch[:0]
 		}
-		for sc.Scan() {
-			batch = append(batch, append([]byte(nil), sc.Bytes()...))
-			if len(batch) == 1000 {
-				flush()
-			}
-		}
-		if err := sc.Err(); err != nil {
+		if err := <-readErr; err != nil {
 			b.Fatal(err)
-		}
-		if len(batch) > 0 {
-			flush()
 		}
 		if bulk {
 			if err := st.EndBulkLoad(ctx); err != nil {
 				b.Fatal(err)
 			}
 		}
-		f.Close()
 		st.Close()
 		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "resources/s")
 	}
+}
+
+// readBatches calls fn with consecutive batches of up to size lines of the file at path.
+func readBatches(path string, size int, fn func([][]byte) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	var batch [][]byte
+	for sc.Scan() {
+		batch = append(batch, append([]byte(nil), sc.Bytes()...))
+		if len(batch) == size {
+			if err := fn(batch); err != nil {
+				return err
+			}
+			batch = nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		return fn(batch)
+	}
+	return nil
 }

@@ -63,12 +63,43 @@ func (w *Writer) Prepare(data []byte) (*fhir.Resource, index.Resource, error) {
 // services and roles are computed from the batch and the store, and services and roles already stored that
 // reference a changed Organization, Practitioner or Location get their _text rows recomputed.
 func (w *Writer) Put(ctx context.Context, datas [][]byte) ([]index.Resource, error) {
-	parsed := make(map[index.Ref]*fhir.Resource, len(datas))
-	prepared, err := w.prepareAll(datas)
+	b, err := w.PrepareBatch(datas)
 	if err != nil {
 		return nil, err
 	}
-	batch := make([]index.Resource, 0, len(datas))
+	return w.PutPrepared(ctx, b)
+}
+
+// Batch is a batch of documents parsed, validated and indexed (their own rows) by PrepareBatch.
+type Batch struct {
+	items []prepared
+}
+
+// Len is the number of resources in the batch.
+func (b *Batch) Len() int { return len(b.items) }
+
+// PrepareBatch is the first half of Put: Prepare on every document, in parallel for large batches. It
+// reads nothing from the store, so an importer may prepare the next batch while the previous one is being
+// stored (PutPrepared); the error names the first refused document ("resource N: …").
+func (w *Writer) PrepareBatch(datas [][]byte) (*Batch, error) {
+	items, err := w.prepareAll(datas)
+	if err != nil {
+		return nil, err
+	}
+	return &Batch{items: items}, nil
+}
+
+// PutPrepared is the second half of Put: it adds the _text rows (from the batch and the store as it is
+// now), re-indexes stored services and roles that link to changed resources, and stores the batch. A
+// Batch is stored at most once.
+func (w *Writer) PutPrepared(ctx context.Context, b *Batch) ([]index.Resource, error) {
+	if b == nil || len(b.items) == 0 {
+		return w.Store.Put(ctx)
+	}
+	prepared := b.items
+	b.items = nil
+	parsed := make(map[index.Ref]*fhir.Resource, len(prepared))
+	batch := make([]index.Resource, 0, len(prepared))
 	for _, p := range prepared {
 		parsed[index.Ref{Type: p.ir.Type, ID: p.ir.ID}] = p.r
 		batch = append(batch, p.ir)

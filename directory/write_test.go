@@ -3,6 +3,7 @@ package directory_test
 import (
 	"context"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -48,5 +49,65 @@ func TestWriterPutReportsTheFirstInvalidResourceOfALargeBatch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// PrepareBatch and PutPrepared are Put split in two (so an importer can prepare the next batch while one
+// is stored): the stored result must be the same, and a batch is stored only once.
+func TestPreparedBatchIsStoredLikePutAndOnlyOnce(t *testing.T) {
+	ctx := context.Background()
+	docs := fixtureDocs(t)
+	openStore := func(name string) *sqlite.Store {
+		st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+	viaPut, viaPrepared := openStore("put.db"), openStore("prepared.db")
+	if _, err := (&directory.Writer{Store: viaPut}).Put(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	w := &directory.Writer{Store: viaPrepared}
+	b, err := w.PrepareBatch(docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Len() != len(docs) {
+		t.Fatalf("Len = %d, want %d", b.Len(), len(docs))
+	}
+	if _, err := w.PutPrepared(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := w.PutPrepared(ctx, b); err != nil || len(again) != 0 {
+		t.Fatalf("second PutPrepared = %d resources, %v; want none", len(again), err)
+	}
+	for _, q := range []index.Query{
+		{Type: index.PractitionerRole, Limit: 1000, Total: true, Where: index.Text{Words: []string{"berlin"}}},
+		{Type: index.HealthcareService, Limit: 1000, Total: true, Where: index.Text{Words: []string{"praxis"}}},
+		{Type: index.Practitioner, Limit: 1000, Total: true},
+	} {
+		want, err := viaPut.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want.Total == 0 {
+			t.Fatalf("%s search matches nothing in the fixture: the comparison would prove nothing", q.Type)
+		}
+		got, err := viaPrepared.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s search: prepared batch gives %+v, Put gives %+v", q.Type, got, want)
+		}
+	}
+	r, err := viaPrepared.Get(ctx, index.Practitioner, "pr-zz-bulk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.VersionID != 1 {
+		t.Errorf("versionId = %d after storing the batch once, want 1", r.VersionID)
 	}
 }
