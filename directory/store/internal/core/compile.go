@@ -96,6 +96,28 @@ func mergeSingleChains(typ string, c index.And) index.And {
 	return out
 }
 
+// textFirst moves _text conditions to the front of a conjunction (the order of the others kept). SQLite
+// drives the search from the first IN subquery it can use on the id and materialises the others: behind
+// a _text that is a few hundred word matches, in front of it the mandatory filter's every active
+// practitioner's roles (129 -> 53 ms for one two-word query at a tenth of full scale).
+func textFirst(c index.And) index.And {
+	out := make(index.And, 0, len(c))
+	for _, sub := range c {
+		if _, ok := sub.(index.Text); ok {
+			out = append(out, sub)
+		}
+	}
+	if len(out) == 0 || len(out) == len(c) {
+		return c
+	}
+	for _, sub := range c {
+		if _, ok := sub.(index.Text); !ok {
+			out = append(out, sub)
+		}
+	}
+	return out
+}
+
 // SQL returns the text written so far.
 func (b *Builder) SQL() string { return b.sb.String() }
 
@@ -112,6 +134,9 @@ func (b *Builder) Where(typ, col string, c index.Cond) error {
 			return nil
 		}
 		c = mergeSingleChains(typ, c)
+		if b.D == SQLite {
+			c = textFirst(c)
+		}
 		b.W("(")
 		for i, sub := range c {
 			if i > 0 {
