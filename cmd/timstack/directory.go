@@ -322,6 +322,7 @@ func runDirectoryImport(args []string, stdout, stderr io.Writer) error {
 	batchSize := fs.Int("batch", 1000, "resources per transaction")
 	skip := fs.Int("skip", 0, "skip this many resources first (resume an interrupted import; see --progress-file)")
 	progressFile := fs.String("progress-file", "", "after every committed batch, write the number of resources done so far here")
+	bulk := fs.Bool("bulk", false, "initial load into an EMPTY PostgreSQL store: drop the value indexes, load, rebuild them (about 2x faster; the directory must not serve meanwhile; resumable with --skip)")
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return usageError("%v", err)
@@ -335,6 +336,20 @@ func runDirectoryImport(args []string, stdout, stderr io.Writer) error {
 		return failure("directory import: %v", err)
 	}
 	defer st.Close()
+	type bulkLoader interface {
+		BeginBulkLoad(context.Context) error
+		EndBulkLoad(context.Context) error
+	}
+	var bl bulkLoader
+	if *bulk {
+		var ok bool
+		if bl, ok = st.(bulkLoader); !ok {
+			return usageError("directory import: --bulk needs a PostgreSQL store")
+		}
+		if err := bl.BeginBulkLoad(ctx); err != nil {
+			return failure("directory import: --bulk: %v", err)
+		}
+	}
 	w := &directory.Writer{Store: st, Legacy: *legacy}
 	progress := newProgress(stderr)
 	total := 0
@@ -355,6 +370,12 @@ func runDirectoryImport(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	progress.done()
+	if bl != nil {
+		fmt.Fprintln(stderr, "rebuilding the value indexes (bulk load)")
+		if err := bl.EndBulkLoad(ctx); err != nil {
+			return failure("directory import: --bulk: rebuild indexes: %v", err)
+		}
+	}
 	// Fresh planner statistics after a bulk load: without them SQLite in particular starts chained
 	// searches from the least selective condition.
 	if a, ok := st.(interface{ Analyze(context.Context) error }); ok {
