@@ -212,7 +212,7 @@ func BenchmarkClientFlow(b *testing.B) {
 	u, _ := url.Parse(up.URL)
 	bare := &httputil.ReverseProxy{
 		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.Out.Host = pr.In.Host; pr.SetXForwarded() },
-		Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64},
+		Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64, DisableCompression: true},
 	}
 	presenceBody := []byte(`{"presence":"online","status_msg":"in the practice until 18:00"}`)
 	cases := []struct {

@@ -766,3 +766,29 @@ func TestJoinByAliasIndexesTheRoom(t *testing.T) {
 		})
 	}
 }
+
+// The proxy forwards the client's own Accept-Encoding and nothing else: Go's transport would otherwise ask
+// the homeserver for gzip on every request and unpack it again, so Synapse would spend its single core
+// compressing answers nobody asked to be compressed.
+func TestUpstreamSeesTheClientsAcceptEncoding(t *testing.T) {
+	env := newTestEnv(t, "pro")
+	env.up.AddUser("tok-alice", "@alice:hs1.tim.test")
+	for _, ae := range []string{"", "gzip, deflate"} {
+		env.up.Reset()
+		req, _ := http.NewRequest("GET", env.client.URL+"/_matrix/client/v3/sync?timeout=0", nil)
+		req.Header.Set("Authorization", "Bearer tok-alice")
+		if ae != "" {
+			req.Header.Set("Accept-Encoding", ae)
+		}
+		tr := &http.Transport{DisableCompression: true}
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got := env.up.Requests()
+		if len(got) != 1 || got[0].Header.Get("Accept-Encoding") != ae {
+			t.Fatalf("client sent Accept-Encoding %q, homeserver saw %q", ae, got[0].Header.Get("Accept-Encoding"))
+		}
+	}
+}

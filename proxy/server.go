@@ -89,6 +89,10 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Proxy, error) {
 			MaxIdleConnsPerHost:   1024,
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: 0, // per request via context (long-polls)
+			// Forward the client's Accept-Encoding as is. Otherwise Go's transport asks for gzip on every
+			// request and unpacks the answer again: the homeserver compresses what no client asked to be
+			// compressed (Synapse on its one Python core) and the proxy decompresses it.
+			DisableCompression: true,
 		},
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

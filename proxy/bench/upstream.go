@@ -81,6 +81,7 @@ func NewBareProxy(upstream *url.URL) *httputil.ReverseProxy {
 			MaxIdleConns:        1024,
 			MaxIdleConnsPerHost: 1024,
 			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
 		},
 		FlushInterval: -1,
 	}
