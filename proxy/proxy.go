@@ -284,6 +284,7 @@ func (p *Proxy) forwardClient(w http.ResponseWriter, cr *clientRequest) error {
 		return err
 	}
 	rec = newBufferWriter()
+	identityEncoding(cr.r)
 	if _, err := p.forwardUpstream(rec, cr.r, cr.body, false); err != nil {
 		return err
 	}
@@ -369,6 +370,7 @@ func (p *Proxy) upstreamTimeout(r *http.Request, long bool) time.Duration {
 // forwardRewritten forwards, buffers the JSON answer and lets fn rewrite a 200 body.
 func (p *Proxy) forwardRewritten(w http.ResponseWriter, cr *clientRequest, fn func([]byte) ([]byte, error)) error {
 	rec := newBufferWriter()
+	identityEncoding(cr.r)
 	if _, err := p.forwardUpstream(rec, cr.r, cr.body, false); err != nil {
 		return err
 	}
@@ -387,10 +389,15 @@ func (p *Proxy) forwardRewritten(w http.ResponseWriter, cr *clientRequest, fn fu
 	return nil
 }
 
+// identityEncoding asks the homeserver for an uncompressed answer: the proxy reads (or rewrites) it before the
+// client gets it, and a gzip body would not parse. Other answers pass with the client's Accept-Encoding.
+func identityEncoding(r *http.Request) { r.Header.Del("Accept-Encoding") }
+
 // forwardPermissionConfigGet answers a GET of an absent permission configuration with the server default
 // (A_25043/A_25044 as the reference proxy and Famedly behave).
 func (p *Proxy) forwardPermissionConfigGet(w http.ResponseWriter, cr *clientRequest) error {
 	rec := newBufferWriter()
+	identityEncoding(cr.r)
 	if _, err := p.forwardUpstream(rec, cr.r, nil, false); err != nil {
 		return err
 	}

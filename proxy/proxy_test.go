@@ -791,4 +791,26 @@ func TestUpstreamSeesTheClientsAcceptEncoding(t *testing.T) {
 			t.Fatalf("client sent Accept-Encoding %q, homeserver saw %q", ae, got[0].Header.Get("Accept-Encoding"))
 		}
 	}
+	// Answers the proxy reads or rewrites before the client sees them are asked for uncompressed.
+	for _, path := range []string{"/_matrix/client/versions", "/_matrix/client/v3/user/@alice:hs1.tim.test/account_data/de.gematik.tim.account.permissionconfig.pro.v1"} {
+		env.up.Reset()
+		req, _ := http.NewRequest("GET", env.client.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer tok-alice")
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got := env.up.Requests()
+		if resp.StatusCode != 200 || len(got) == 0 {
+			t.Fatalf("%s: %d, %d requests", path, resp.StatusCode, len(got))
+		}
+		// The proxy's own calls with the user's token (whoami) ask for no compression either.
+		for _, g := range got {
+			if g.Header.Get("Accept-Encoding") != "" {
+				t.Errorf("%s: homeserver saw Accept-Encoding %q on %s, want none", path, g.Header.Get("Accept-Encoding"), g.RequestURI)
+			}
+		}
+	}
 }

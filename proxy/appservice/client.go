@@ -63,7 +63,8 @@ type ClientConfig struct {
 	AppserviceID string
 	// Timeout bounds each call; zero means DefaultCallTimeout.
 	Timeout time.Duration
-	// HTTPClient is used for all calls; nil means a client with http.DefaultTransport.
+	// HTTPClient is used for all calls; nil means a client with keep-alive connections and without gzip
+	// (the homeserver is a neighbour: compressing its answers only costs its CPU).
 	HTTPClient *http.Client
 }
 
@@ -98,7 +99,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.DisableCompression = true
+		tr.MaxIdleConnsPerHost = 64
+		hc = &http.Client{Transport: tr}
 	}
 	return &Client{
 		base:         strings.TrimRight(u.String(), "/"),
