@@ -7,9 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -48,42 +45,32 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("registration store: migrations table: %w", err)
 	}
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	migrations, err := Migrations(migrationFS, "migrations")
 	if err != nil {
-		return err
+		return fmt.Errorf("registration store: %w", err)
 	}
-	sort.Strings(names)
 	var have int
 	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
 		return fmt.Errorf("registration store: schema version: %w", err)
 	}
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("registration store: migration %s: bad name", base)
-		}
-		if v <= have {
+	for _, m := range migrations {
+		if m.Version <= have {
 			continue
-		}
-		body, err := migrationFS.ReadFile(name)
-		if err != nil {
-			return err
 		}
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("registration store: migration %s: %w", base, err)
+			return fmt.Errorf("registration store: migration %s: %w", m.Name, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, time.Now().Unix()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, m.Version, time.Now().Unix()); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("registration store: migration %s: %w", base, err)
+			return fmt.Errorf("registration store: migration %s: %w", m.Name, err)
 		}
 		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("registration store: migration %s: %w", base, err)
+			return fmt.Errorf("registration store: migration %s: %w", m.Name, err)
 		}
 	}
 	return nil
@@ -96,7 +83,6 @@ func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
-func nameKey(name string) string { return strings.ToLower(strings.TrimSpace(name)) }
 
 func unix(t time.Time) int64 { return t.Unix() }
 
@@ -109,7 +95,7 @@ func (s *SQLiteStore) CreateOrganisation(ctx context.Context, name string, tid T
 		return nil, nil, fmt.Errorf("create organisation: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `INSERT INTO organisations (name, name_key, created_at) VALUES (?, ?, ?)`, name, nameKey(name), unix(now))
+	res, err := tx.ExecContext(ctx, `INSERT INTO organisations (name, name_key, created_at) VALUES (?, ?, ?)`, name, OrganisationNameKey(name), unix(now))
 	if err != nil {
 		return nil, nil, fmt.Errorf("create organisation: %w", err)
 	}
@@ -174,10 +160,10 @@ func (s *SQLiteStore) OrganisationByTelematikID(ctx context.Context, tid string)
 
 // OrganisationByName implements Store.
 func (s *SQLiteStore) OrganisationByName(ctx context.Context, name string) (*Organisation, error) {
-	if nameKey(name) == "" {
+	if OrganisationNameKey(name) == "" {
 		return nil, ErrNotFound
 	}
-	return s.organisationWhere(ctx, `name_key = ? ORDER BY id LIMIT 1`, nameKey(name))
+	return s.organisationWhere(ctx, `name_key = ? ORDER BY id LIMIT 1`, OrganisationNameKey(name))
 }
 
 // LinkTelematikID implements Store.

@@ -204,11 +204,9 @@ func popExpired[K comparable, V any](order []expiring[K], m map[K]V, now time.Ti
 	for ; i < len(order) && now.After(order[i].expires); i++ {
 		delete(m, order[i].key)
 	}
-	if i == 0 {
-		return order
-	}
-	// Shift rather than reslice so the backing array does not grow without bound.
-	return append(order[:0], order[i:]...)
+	// Reslicing drops the expired prefix without copying the rest; the next append that outgrows the array
+	// copies only live entries, so memory stays within twice the live entries.
+	return order[i:]
 }
 
 type pendingLogin struct {

@@ -7,10 +7,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,11 +51,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	migrations, err := registration.Migrations(migrationFS, "migrations")
 	if err != nil {
 		return err
 	}
-	sort.Strings(names)
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
 			return err
@@ -71,24 +66,15 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM reg_schema_migrations`).Scan(&have); err != nil {
 			return err
 		}
-		for _, name := range names {
-			base := strings.TrimPrefix(name, "migrations/")
-			v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-			if err != nil {
-				return fmt.Errorf("migration %s: bad name", base)
-			}
-			if v <= have {
+		for _, m := range migrations {
+			if m.Version <= have {
 				continue
 			}
-			body, err := migrationFS.ReadFile(name)
-			if err != nil {
-				return err
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
-			if _, err := tx.Exec(ctx, string(body)); err != nil {
-				return fmt.Errorf("migration %s: %w", base, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO reg_schema_migrations (version) VALUES ($1)`, v); err != nil {
-				return fmt.Errorf("migration %s: %w", base, err)
+			if _, err := tx.Exec(ctx, `INSERT INTO reg_schema_migrations (version) VALUES ($1)`, m.Version); err != nil {
+				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
 		}
 		return nil
@@ -103,7 +89,6 @@ func isUnique(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
-func nameKey(name string) string { return strings.ToLower(strings.TrimSpace(name)) }
 
 // ts truncates to seconds like the SQLite store, so both engines round-trip the same values.
 func ts(t time.Time) time.Time { return time.Unix(t.Unix(), 0).UTC() }
@@ -112,7 +97,7 @@ func ts(t time.Time) time.Time { return time.Unix(t.Unix(), 0).UTC() }
 func (s *Store) CreateOrganisation(ctx context.Context, name string, tid registration.TelematikID, secret []byte, now time.Time) (*registration.Organisation, *registration.OrgAdmin, error) {
 	var orgID, adminID int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `INSERT INTO reg_organisations (name, name_key, created_at) VALUES ($1, $2, $3) RETURNING id`, name, nameKey(name), ts(now)).Scan(&orgID); err != nil {
+		if err := tx.QueryRow(ctx, `INSERT INTO reg_organisations (name, name_key, created_at) VALUES ($1, $2, $3) RETURNING id`, name, registration.OrganisationNameKey(name), ts(now)).Scan(&orgID); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO reg_telematik_ids (telematik_id, org_id, profession_oid, linked_at, seq) VALUES ($1, $2, $3, $4, 1)`,
@@ -170,10 +155,10 @@ func (s *Store) OrganisationByTelematikID(ctx context.Context, tid string) (*reg
 
 // OrganisationByName implements registration.Store.
 func (s *Store) OrganisationByName(ctx context.Context, name string) (*registration.Organisation, error) {
-	if nameKey(name) == "" {
+	if registration.OrganisationNameKey(name) == "" {
 		return nil, registration.ErrNotFound
 	}
-	return s.organisationWhere(ctx, `name_key = $1 ORDER BY id LIMIT 1`, nameKey(name))
+	return s.organisationWhere(ctx, `name_key = $1 ORDER BY id LIMIT 1`, registration.OrganisationNameKey(name))
 }
 
 // LinkTelematikID implements registration.Store.

@@ -30,6 +30,7 @@ const RegServiceClientID = "timstack-regservice"
 type central struct {
 	IDP       *devidp.IDP
 	CardOCSP  *devidp.TestOCSP
+	idpTrust  *certs.TrustStore // the dev IDP's signer CAs, for the stack's relying parties
 	dirStore  store.Store
 	Directory *directory.Server
 	regStore  *registration.SQLiteStore
@@ -58,6 +59,9 @@ func (s *Stack) Start(ctx context.Context) error {
 	c.cancel = cancel
 	if err := s.startIDP(c); err != nil {
 		return fmt.Errorf("devstack: dev IDP: %w", err)
+	}
+	if err := s.writeIDPTrust(c); err != nil {
+		return fmt.Errorf("devstack: IDP trust: %w", err)
 	}
 	if err := s.startDirectory(ctx, c); err != nil {
 		return fmt.Errorf("devstack: directory: %w", err)
@@ -106,7 +110,9 @@ func (s *Stack) startIDP(c *central) error {
 // idpTrustDir holds the CAs the dev IDP's signer certificates chain to (GEM.KOMP-CA… TEST-ONLY).
 func (s *Stack) idpTrustDir() string { return filepath.Join(s.cfg.Dir, "pki", "trust-idp") }
 
-func (s *Stack) writeIDPTrust() error {
+// writeIDPTrust writes the KOMP-CAs among the embedded test CAs to idpTrustDir (for the proxies' and the
+// registration service's configuration) and keeps them as the stack's in-process IDP trust.
+func (s *Stack) writeIDPTrust(c *central) error {
 	cas, err := devidp.EmbeddedTestCAs()
 	if err != nil {
 		return err
@@ -118,19 +124,29 @@ func (s *Stack) writeIDPTrust() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	n := 0
+	var komp []*certs.Certificate
 	for _, ca := range cas {
 		if strings.Contains(ca.Subject.CommonName, "KOMP-CA") {
-			n++
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("komp-%d.pem", n)), ca.EncodePEM(), 0o644); err != nil {
+			komp = append(komp, ca)
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("komp-%d.pem", len(komp))), ca.EncodePEM(), 0o644); err != nil {
 				return err
 			}
 		}
 	}
-	if n == 0 {
+	if len(komp) == 0 {
 		return errors.New("no GEM.KOMP-CA among the embedded test CAs")
 	}
+	c.idpTrust = certs.NewTrustStore(komp...)
 	return nil
+}
+
+// relyingParty is an IDP-Dienst client of the dev IDP for one of the stack's services.
+func (s *Stack) relyingParty(c *central, service, clientID, redirectURI string) (*idp.RelyingParty, error) {
+	return idp.New(idp.Config{
+		Issuer: s.IDPURL, ClientID: clientID, RedirectURI: redirectURI, Trust: c.idpTrust,
+		HTTPClient: &http.Client{Timeout: 15 * time.Second}, Now: s.now,
+		Logger: s.log.With("service", service, "component", "idp"),
+	})
 }
 
 func (s *Stack) startDirectory(ctx context.Context, c *central) error {
@@ -148,18 +164,7 @@ func (s *Stack) startDirectory(ctx context.Context, c *central) error {
 	if err != nil {
 		return err
 	}
-	if err := s.writeIDPTrust(); err != nil {
-		return err
-	}
-	idpTrust := certs.NewTrustStore()
-	if err := idpTrust.LoadPEMDir(s.idpTrustDir()); err != nil {
-		return err
-	}
-	rp, err := idp.New(idp.Config{
-		Issuer: s.IDPURL, ClientID: "timstack-directory", RedirectURI: s.DirectoryURL + "/signin-gematik-idp-dienst",
-		Trust: idpTrust, HTTPClient: &http.Client{Timeout: 15 * time.Second}, Now: s.now,
-		Logger: s.log.With("service", "directory", "component", "idp"),
-	})
+	rp, err := s.relyingParty(c, "directory", "timstack-directory", s.DirectoryURL+"/signin-gematik-idp-dienst")
 	if err != nil {
 		return err
 	}
@@ -208,14 +213,7 @@ func (s *Stack) startRegistration(ctx, runCtx context.Context, c *central) error
 	if c.regStore, err = registration.OpenSQLite(ctx, cfg.Database); err != nil {
 		return err
 	}
-	idpTrust := certs.NewTrustStore()
-	if err := idpTrust.LoadPEMDir(s.idpTrustDir()); err != nil {
-		return err
-	}
-	rp, err := idp.New(idp.Config{
-		Issuer: s.IDPURL, ClientID: cfg.IDP.ClientID, RedirectURI: cfg.IDP.RedirectURI, Trust: idpTrust,
-		HTTPClient: &http.Client{Timeout: 15 * time.Second}, Now: s.now, Logger: s.log.With("service", "registration", "component", "idp"),
-	})
+	rp, err := s.relyingParty(c, "registration", cfg.IDP.ClientID, cfg.IDP.RedirectURI)
 	if err != nil {
 		return err
 	}

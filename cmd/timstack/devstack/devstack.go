@@ -53,6 +53,8 @@ type Config struct {
 	Log *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// reservedPorts are ports the caller took already (its homeservers); free ports avoid them.
+	reservedPorts map[int]bool
 }
 
 // NodeConfig is one homeserver.
@@ -127,7 +129,10 @@ func Prepare(cfg Config) (*Stack, error) {
 	if cfg.Variant == "" {
 		cfg.Variant = "pro"
 	}
-	s := &Stack{cfg: cfg, log: cfg.Log, now: cfg.Now, resolver: map[string]string{}}
+	s := &Stack{cfg: cfg, log: cfg.Log, now: cfg.Now, resolver: map[string]string{}, ports: map[int]bool{}}
+	for p := range cfg.reservedPorts {
+		s.ports[p] = true
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -141,7 +146,7 @@ func Prepare(cfg Config) (*Stack, error) {
 	host := cfg.Host
 	for _, p := range []*int{&s.cfg.IDPPort, &s.cfg.DirectoryPort, &s.cfg.RegistrationPort} {
 		if *p == 0 {
-			if *p, err = s.freePort(host); err != nil {
+			if *p, err = freePort(host, s.ports); err != nil {
 				return nil, err
 			}
 		}
@@ -155,7 +160,7 @@ func Prepare(cfg Config) (*Stack, error) {
 		n := &s.cfg.Nodes[i]
 		for _, p := range []*int{&n.ClientPort, &n.FederationPort, &n.ForwardPort, &n.InternalPort} {
 			if *p == 0 {
-				if *p, err = s.freePort(host); err != nil {
+				if *p, err = freePort(host, s.ports); err != nil {
 					return nil, err
 				}
 			}
@@ -368,16 +373,13 @@ func (s *Stack) Stop() {
 }
 
 // freePort picks a free port below Linux's ephemeral range, so no outgoing connection takes it before the
-// service binds it, and never the same port twice for one stack.
-func (s *Stack) freePort(host string) (int, error) {
-	if s.ports == nil {
-		s.ports = map[int]bool{}
-	}
+// service binds it, and never one in used (which it adds the pick to).
+func freePort(host string, used map[int]bool) (int, error) {
 	var b [2]byte
 	for range 500 {
 		_, _ = rand.Read(b[:])
 		port := 20000 + (int(b[0])<<8|int(b[1]))%12000
-		if s.ports[port] {
+		if used[port] {
 			continue
 		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
@@ -385,7 +387,7 @@ func (s *Stack) freePort(host string) (int, error) {
 			continue
 		}
 		ln.Close()
-		s.ports[port] = true
+		used[port] = true
 		return port, nil
 	}
 	return 0, errors.New("devstack: no free port in 20000-32767")

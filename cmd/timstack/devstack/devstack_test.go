@@ -2,7 +2,6 @@ package devstack
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -44,9 +43,9 @@ func startDemoStack(t *testing.T) *Stack {
 		t.Logf("stack directory kept: %s", dir)
 	}
 	hsAddr := map[string]string{}
-	s := &Stack{}
+	used := map[int]bool{}
 	for _, n := range []string{PracticeDomain, PharmacyDomain} {
-		p, err := s.freePort("127.0.0.1")
+		p, err := freePort("127.0.0.1", used)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,13 +53,10 @@ func startDemoStack(t *testing.T) *Stack {
 	}
 	st, err := Prepare(Config{
 		Dir: dir, Nodes: DemoNodes(func(n string) string { return "http://" + hsAddr[n] }),
-		Organizations: DemoOrganizations(), Log: testLogger(t, dir),
+		Organizations: DemoOrganizations(), Log: testLogger(t, dir), reservedPorts: used,
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	for p := range s.ports {
-		st.ports[p] = true
 	}
 	if err := st.Start(ctx); err != nil {
 		st.Stop()
@@ -187,15 +183,11 @@ func TestSmartcardChainEndToEnd(t *testing.T) {
 	})
 
 	t.Run("a RegService token is refused for a user who is not the Org-Admin", func(t *testing.T) {
-		status, body, err := res.Doctor.Raw(ctx, http.MethodPost, "/_matrix/client/v3/user/"+url.PathEscape(res.Doctor.UserID)+"/openid/request_token", map[string]any{})
-		if err != nil || status != 200 {
-			t.Fatalf("openid: %d %s %v", status, body, err)
+		openID, err := OpenIDToken(ctx, res.Doctor)
+		if err != nil {
+			t.Fatal(err)
 		}
-		var ot struct {
-			AccessToken string `json:"access_token"`
-		}
-		_ = json.Unmarshal(body, &ot)
-		target := st.RegistrationURL + "/regservice/openid/user/" + url.PathEscape(res.Doctor.UserID) + "/requesttoken?request_token=" + url.QueryEscape(ot.AccessToken)
+		target := st.RegistrationURL + "/regservice/openid/user/" + url.PathEscape(res.Doctor.UserID) + "/requesttoken?request_token=" + url.QueryEscape(openID)
 		err = callJSON(ctx, http.MethodPost, target, "", nil, nil)
 		var he *HTTPError
 		if !errors.As(err, &he) || he.Status != http.StatusBadRequest || !strings.Contains(he.Body, "unauthorized") {

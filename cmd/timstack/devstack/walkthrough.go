@@ -91,21 +91,15 @@ func (s *Stack) PropagateList(ctx context.Context) error {
 // SearchToken exchanges the user's Matrix OpenID token at the directory's /tim-authenticate.
 func (s *Stack) SearchToken(ctx context.Context, c *mxclient.Client) (string, error) {
 	_, server, _ := strings.Cut(c.UserID, ":")
-	status, body, err := c.Raw(ctx, http.MethodPost, "/_matrix/client/v3/user/"+url.PathEscape(c.UserID)+"/openid/request_token", map[string]any{})
-	if err != nil || status != http.StatusOK {
-		return "", fmt.Errorf("openid request_token: %d %s %v", status, body, err)
-	}
-	var ot struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(body, &ot); err != nil {
+	openID, err := OpenIDToken(ctx, c)
+	if err != nil {
 		return "", err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.DirectoryURL+"/tim-authenticate?mxId="+url.QueryEscape(server), nil)
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set("X-Matrix-OpenID-Token", ot.AccessToken)
+	req.Header.Set("X-Matrix-OpenID-Token", openID)
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
@@ -113,6 +107,22 @@ func (s *Stack) SearchToken(ctx context.Context, c *mxclient.Client) (string, er
 		return "", fmt.Errorf("tim-authenticate: %w", err)
 	}
 	return tok.AccessToken, nil
+}
+
+// OpenIDToken asks the user's homeserver for a Matrix OpenID token (what the directory, the registration
+// service and /tim-information accept as proof of the user).
+func OpenIDToken(ctx context.Context, c *mxclient.Client) (string, error) {
+	status, body, err := c.Raw(ctx, http.MethodPost, "/_matrix/client/v3/user/"+url.PathEscape(c.UserID)+"/openid/request_token", map[string]any{})
+	if err != nil || status != http.StatusOK {
+		return "", fmt.Errorf("openid request_token: %d %s %v", status, body, err)
+	}
+	var ot struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(body, &ot); err != nil || ot.AccessToken == "" {
+		return "", fmt.Errorf("openid request_token: unexpected answer %s", body)
+	}
+	return ot.AccessToken, nil
 }
 
 // FindPractitionerMXID searches the directory like a TI-M client: PractitionerRole by the practitioner's
@@ -240,20 +250,14 @@ func (s *Stack) OwnerTokenViaRegService(ctx context.Context, ob *Onboarding, adm
 		map[string]string{"user_id": admin.UserID}, nil); err != nil {
 		return "", fmt.Errorf("bind Org-Admin MXID: %w", err)
 	}
-	status, body, err := admin.Raw(ctx, http.MethodPost, "/_matrix/client/v3/user/"+url.PathEscape(admin.UserID)+"/openid/request_token", map[string]any{})
-	if err != nil || status != http.StatusOK {
-		return "", fmt.Errorf("openid request_token: %d %s %v", status, body, err)
-	}
-	var ot struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(body, &ot); err != nil {
+	openID, err := OpenIDToken(ctx, admin)
+	if err != nil {
 		return "", err
 	}
 	var reg struct {
 		AccessToken string `json:"access_token"`
 	}
-	target := s.RegistrationURL + "/regservice/openid/user/" + url.PathEscape(admin.UserID) + "/requesttoken?request_token=" + url.QueryEscape(ot.AccessToken)
+	target := s.RegistrationURL + "/regservice/openid/user/" + url.PathEscape(admin.UserID) + "/requesttoken?request_token=" + url.QueryEscape(openID)
 	if err := callJSON(ctx, http.MethodPost, target, "", nil, &reg); err != nil {
 		return "", fmt.Errorf("RegService token: %w", err)
 	}
