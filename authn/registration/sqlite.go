@@ -83,7 +83,6 @@ func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
-
 func unix(t time.Time) int64 { return t.Unix() }
 
 func fromUnix(s int64) time.Time { return time.Unix(s, 0).UTC() }

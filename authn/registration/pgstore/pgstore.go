@@ -89,7 +89,6 @@ func isUnique(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
-
 // ts truncates to seconds like the SQLite store, so both engines round-trip the same values.
 func ts(t time.Time) time.Time { return time.Unix(t.Unix(), 0).UTC() }
 
