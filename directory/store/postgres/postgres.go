@@ -143,7 +143,11 @@ func (s *Store) Put(ctx context.Context, rs ...index.Resource) ([]index.Resource
 				return err
 			}
 		}
-		return nil
+		written := make([]index.Ref, 0, len(occ))
+		for ref := range occ {
+			written = append(written, ref)
+		}
+		return refreshChainRows(ctx, tx, written)
 	})
 	if err != nil {
 		return nil, wrap(err)
@@ -326,9 +330,31 @@ func (s *Store) Delete(ctx context.Context, typ, id string) error {
 		for _, t := range core.Tables() {
 			b.Queue(`DELETE FROM `+t.Name+` WHERE type = $1 AND id = $2`, typ, id)
 		}
-		return wrap(tx.SendBatch(ctx, &b).Close())
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return wrap(err)
+		}
+		return wrap(refreshChainRows(ctx, tx, []index.Ref{{Type: typ, ID: id}}))
 	})
 	return err
+}
+
+// refreshChainRows recomputes the chain rows (core.ChainRows) the written or deleted resources change.
+func refreshChainRows(ctx context.Context, tx pgx.Tx, written []index.Ref) error {
+	query := func(sql string, args ...any) ([]string, error) {
+		rows, err := tx.Query(ctx, sql, args...)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	exec := func(sql string, args ...any) error {
+		_, err := tx.Exec(ctx, sql, args...)
+		return err
+	}
+	if err := core.RefreshChainRows(core.Postgres, written, query, exec); err != nil {
+		return fmt.Errorf("chain rows: %w", err)
+	}
+	return nil
 }
 
 // Search evaluates q.

@@ -177,10 +177,30 @@ RETURNING version_id`)
 	if err := insertRows(ctx, tx, &tabs); err != nil {
 		return nil, wrap(err)
 	}
+	written := make([]index.Ref, 0, len(pending))
+	for ref := range pending {
+		written = append(written, ref)
+	}
+	if err := refreshChainRows(ctx, tx, written); err != nil {
+		return nil, wrap(err)
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, wrap(err)
 	}
 	return out, nil
+}
+
+// refreshChainRows recomputes the chain rows (core.ChainRows) the written or deleted resources change.
+func refreshChainRows(ctx context.Context, tx *sql.Tx, written []index.Ref) error {
+	query := func(q string, args ...any) ([]string, error) { return queryStrings(ctx, tx, q, args...) }
+	exec := func(q string, args ...any) error {
+		_, err := tx.ExecContext(ctx, q, args...)
+		return err
+	}
+	if err := core.RefreshChainRows(core.SQLite, written, query, exec); err != nil {
+		return fmt.Errorf("chain rows: %w", err)
+	}
+	return nil
 }
 
 func nonNil(b []byte) []byte {
@@ -297,6 +317,9 @@ func (s *Store) Delete(ctx context.Context, typ, id string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+t.Name+` WHERE type = ? AND id = ?`, typ, id); err != nil {
 			return wrap(err)
 		}
+	}
+	if err := refreshChainRows(ctx, tx, []index.Ref{{Type: typ, ID: id}}); err != nil {
+		return wrap(err)
 	}
 	return wrap(tx.Commit())
 }

@@ -36,6 +36,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			c.run(t, openStore(t))
 		})
 	}
+	for _, c := range chainRowCases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.run(t, openStore(t))
+		})
+	}
 	t.Run("searches over one directory", func(t *testing.T) {
 		t.Parallel()
 		s := openStore(t)
@@ -320,6 +326,11 @@ func searchCases() []searchCase {
 			index.Chain{Param: "endpoint", TargetType: index.Endpoint, Where: index.Token{Param: "status", Code: "active"}},
 		}, []string{"h1", "h3"}},
 		{"chain on the practitioner's name", index.PractitionerRole, index.Chain{Param: "practitioner", TargetType: index.Practitioner, Where: index.String{Param: "name", Value: "timj"}}, []string{"r1"}},
+		{"mandatory filter with the practitioner's name", index.PractitionerRole, byName("name", "timj"), []string{"r1"}},
+		{"mandatory filter with an inactive practitioner's name", index.PractitionerRole, byName("name", "tim b"), nil},
+		{"mandatory filter alone", index.PractitionerRole, activeRoles, []string{"r1"}},
+		{"mandatory filter with the organization's name", hs, servicesByOrgName("muster"), []string{"h1"}},
+		{"mandatory filter with an inactive organization's name", hs, servicesByOrgName("zahn"), nil},
 		{"chain through two levels", hs, index.Chain{Param: "location", TargetType: index.Location, Where: index.Chain{Param: "organization", TargetType: org, Where: index.String{Param: "name", Value: "praxis"}}}, []string{"h1"}},
 		{"chain to a location near Berlin", hs, index.Chain{Param: "location", TargetType: index.Location, Where: near(30)}, []string{"h1", "h3"}},
 		{"chain by target id", hs, index.Chain{Param: "organization", TargetType: org, Where: index.IDs{IDs: []string{"o2", "missing"}}}, []string{"h2"}},

@@ -1,0 +1,71 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/timstack/timstack/directory/store/postgres"
+	"github.com/timstack/timstack/directory/store/storetest"
+)
+
+// Migration 0004 fills the chain rows of data written before it: run again on a store whose chain rows
+// were removed, it must give exactly the rows the store keeps on writes.
+func TestChainRowsMigrationFillsWhatWritesKeep(t *testing.T) {
+	ctx := context.Background()
+	dsn := pg.DSN(t)
+	s, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, storetest.ChainRowsData()...); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows := func() [][]string {
+		t.Helper()
+		r, err := conn.Query(ctx, storetest.ChainRowsQuery)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := pgx.CollectRows(r, func(row pgx.CollectableRow) ([]string, error) {
+			var a, b, c, d string
+			err := row.Scan(&a, &b, &c, &d)
+			return []string{a, b, c, d}, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	kept := rows()
+	if len(kept) < 100 {
+		t.Fatalf("only %d chain rows after the writes", len(kept))
+	}
+	for _, q := range []string{
+		`DELETE FROM idx_string WHERE param LIKE '%.%'`,
+		`DELETE FROM idx_token WHERE param LIKE '%.%'`,
+		`DELETE FROM schema_migrations WHERE version = 4`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(rows()); n != 0 {
+		t.Fatalf("%d chain rows left", n)
+	}
+	s, err = postgres.Open(ctx, dsn) // migrates again
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if diff := cmp.Diff(kept, rows()); diff != "" {
+		t.Errorf("chain rows filled by the migration differ from the kept ones (-kept +migrated):\n%s", diff)
+	}
+}
