@@ -19,6 +19,7 @@ import (
 	"github.com/timstack/timstack/certs"
 	"github.com/timstack/timstack/policy"
 	"github.com/timstack/timstack/proxy/appservice"
+	"github.com/timstack/timstack/proxy/bufpool"
 	"github.com/timstack/timstack/proxy/dirfacts"
 	"github.com/timstack/timstack/proxy/flist"
 	"github.com/timstack/timstack/proxy/forward"
@@ -50,6 +51,7 @@ type Proxy struct {
 	fedRoutes    *route.Table
 
 	upstream  *httputil.ReverseProxy
+	buffers   bufpool.Pool // the upstream hop's copy buffers
 	hsURL     *url.URL
 	decisions *decisionLog
 	metrics   *metrics

@@ -94,7 +94,11 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Proxy, error) {
 			// compressed (Synapse on its one Python core) and the proxy decompresses it.
 			DisableCompression: true,
 		},
-		FlushInterval: -1,
+		BufferPool: &p.buffers,
+		// FlushInterval stays 0: ReverseProxy still flushes at once whatever has no length (chunked answers,
+		// event streams), and everything else goes out with its headers in one write when the handler
+		// returns. -1 flushed the headers by themselves through a timer goroutine per answer: a second
+		// write syscall and a goroutine for every request, for answers that arrive whole anyway.
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			p.metrics.upstreamErrors.WithLabelValues("homeserver", "roundtrip").Inc()
 			p.log.Warn("homeserver unreachable", "request_id", r.Context().Value(requestIDKey), "err", err)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/timstack/timstack/proxy/bufpool"
 )
 
 // HeldPath is where an Upstream reports how many long-polls it holds, as {"held": n}.
@@ -83,7 +85,7 @@ func NewBareProxy(upstream *url.URL) *httputil.ReverseProxy {
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  true,
 		},
-		FlushInterval: -1,
+		BufferPool: &bufpool.Pool{},
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/timstack/timstack/proxy/bufpool"
 )
 
 // ErrForbiddenAddress is returned when the egress would dial an address it must not reach: loopback,
@@ -50,6 +52,7 @@ type Egress struct {
 	resolver     *net.Resolver
 	blocked      []netip.Prefix
 	log          *slog.Logger
+	buffers      bufpool.Pool
 }
 
 // NewEgress validates cfg and returns a ready transport.
@@ -177,6 +180,7 @@ func (e *Egress) ReverseProxy(errorHandler func(http.ResponseWriter, *http.Reque
 			pr.Out.Host = pr.In.Host
 		},
 		Transport:    e,
+		BufferPool:   &e.buffers,
 		ErrorHandler: errorHandler,
 		ErrorLog:     slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
 	}

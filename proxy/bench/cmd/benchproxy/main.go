@@ -307,6 +307,7 @@ type options struct {
 	openConns int
 	longPolls int
 	synapse   bool
+	only      string
 	gobench   string
 	jsonOut   string
 	workdir   string
@@ -325,6 +326,7 @@ func runAll(ctx context.Context, args []string) error {
 	fs.IntVar(&o.openConns, "open-conns", 32, "connections of the open loop (fixed rate)")
 	fs.IntVar(&o.longPolls, "longpolls", 10000, "idle /sync long-polls to hold (capped by the descriptor limit)")
 	fs.BoolVar(&o.synapse, "synapse", true, "also measure in front of real Synapse (scripts/synapse.sh)")
+	fs.StringVar(&o.only, "only", "", "comma-separated scenarios to run: trivial, longpolls, synapse (default: all)")
 	fs.StringVar(&o.gobench, "gobench", "", "comma-separated files of `go test -bench` output to include")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the report as JSON to this file")
 	fs.StringVar(&o.workdir, "workdir", "", "folder for configs and logs (default: a new temporary folder)")
@@ -370,6 +372,35 @@ func runAll(ctx context.Context, args []string) error {
 		}
 	}
 
+	runs := func(scenario string) bool {
+		return o.only == "" || slices.Contains(strings.Split(o.only, ","), scenario)
+	}
+	if runs("trivial") || runs("longpolls") {
+		if err := trivialAndLongPolls(ctx, o, rep, runs); err != nil {
+			return err
+		}
+	}
+	if o.synapse && runs("synapse") {
+		if err := synapseScenario(ctx, o, rep); err != nil {
+			rep.SynapseNote = err.Error()
+			logf("synapse: %v", err)
+		}
+	} else {
+		rep.SynapseNote = "skipped"
+	}
+	rep.LoadEnd, _ = bench.LoadAvg()
+	printReport(os.Stdout, rep)
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(o.jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// trivialAndLongPolls measures against the trivial upstream: direct, bare ReverseProxy and timstack.
+func trivialAndLongPolls(ctx context.Context, o options, rep *Report, runs func(string) bool) error {
 	up, err := startSelf(ctx, o.workdir, "upstream", "upstream", "--listen", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -391,31 +422,15 @@ func runAll(ctx context.Context, args []string) error {
 	defer ts.stop()
 
 	targets := []target{{"direct", up.addr, up.pid(), up.pid()}, {"bare", bare.addr, bare.pid(), up.pid()}, {"timstack", ts.addr, ts.pid(), up.pid()}}
-	if err := trivialScenario(ctx, o, rep, targets); err != nil {
-		return err
-	}
-	if err := longPollScenario(ctx, o, rep, up.addr, targets[1:]); err != nil {
-		rep.LongNote = err.Error()
-		logf("long-polls: %v", err)
-	}
-	ts.stop()
-	bare.stop()
-	up.stop()
-
-	if o.synapse {
-		if err := synapseScenario(ctx, o, rep); err != nil {
-			rep.SynapseNote = err.Error()
-			logf("synapse: %v", err)
-		}
-	} else {
-		rep.SynapseNote = "skipped (--synapse=false)"
-	}
-	rep.LoadEnd, _ = bench.LoadAvg()
-	printReport(os.Stdout, rep)
-	if o.jsonOut != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(o.jsonOut, b, 0o644); err != nil {
+	if runs("trivial") {
+		if err := trivialScenario(ctx, o, rep, targets); err != nil {
 			return err
+		}
+	}
+	if runs("longpolls") {
+		if err := longPollScenario(ctx, o, rep, up.addr, targets[1:]); err != nil {
+			rep.LongNote = err.Error()
+			logf("long-polls: %v", err)
 		}
 	}
 	return ctx.Err()
