@@ -137,15 +137,18 @@ func (s *Store) Put(ctx context.Context, rs ...index.Resource) ([]index.Resource
 		rounds[k] = append(rounds[k], i)
 	}
 	out := make([]index.Resource, len(rs))
+	written := make([]index.Ref, 0, len(occ))
+	for ref := range occ {
+		written = append(written, ref)
+	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockChainRows(ctx, tx, written); err != nil {
+			return err
+		}
 		for _, round := range rounds {
 			if err := s.putRound(ctx, tx, rs, round, now, out); err != nil {
 				return err
 			}
-		}
-		written := make([]index.Ref, 0, len(occ))
-		for ref := range occ {
-			written = append(written, ref)
 		}
 		return refreshChainRows(ctx, tx, written)
 	})
@@ -319,6 +322,9 @@ func (s *Store) GetMany(ctx context.Context, refs []index.Ref) ([]index.Resource
 // Delete removes a resource and its index rows.
 func (s *Store) Delete(ctx context.Context, typ, id string) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockChainRows(ctx, tx, []index.Ref{{Type: typ, ID: id}}); err != nil {
+			return wrap(err)
+		}
 		tag, err := tx.Exec(ctx, `DELETE FROM resources WHERE type = $1 AND id = $2`, typ, id)
 		if err != nil {
 			return wrap(err)
@@ -335,6 +341,20 @@ func (s *Store) Delete(ctx context.Context, typ, id string) error {
 		}
 		return wrap(refreshChainRows(ctx, tx, []index.Ref{{Type: typ, ID: id}}))
 	})
+	return err
+}
+
+// chainRowsLock is the pg_advisory_xact_lock key that serialises writes that may change chain rows
+// ("timchain" in hex).
+const chainRowsLock = 0x74696d636861696e
+
+// lockChainRows waits for other writers of chain rows (see core.TouchesChainRows) when refs may change
+// them; call it first in the transaction.
+func lockChainRows(ctx context.Context, tx pgx.Tx, refs []index.Ref) error {
+	if !core.TouchesChainRows(refs) {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(chainRowsLock))
 	return err
 }
 

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/timstack/timstack/directory/index"
@@ -163,6 +164,52 @@ var chainRowCases = []struct {
 		expect(t, s, "an inactive organization's name", index.HealthcareService, servicesByOrgName("zahn"))
 		expect(t, s, "services of active organizations", index.HealthcareService,
 			index.Chain{Param: "organization", TargetType: index.Organization, Where: activeAny})
+	}},
+	{"concurrent writers of practitioners and roles leave chain rows that agree with the chain", func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		prs := []string{"p1", "p2"}
+		names := []string{"anna", "berta"}
+		roles := []string{"r1", "r2", "r3"}
+		mustPut(t, s, practitioner("p1", "anna", true), practitioner("p2", "berta", true))
+		for _, r := range roles {
+			mustPut(t, s, role(r, "p1"))
+		}
+		const rounds = 15
+		var wg sync.WaitGroup
+		errs := make(chan error, 3*rounds)
+		for w, p := range prs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < rounds; i++ {
+					_, err := s.Put(ctx, practitioner(p, names[(i+w)%2], i%3 != 0))
+					errs <- err
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < rounds; i++ {
+				_, err := s.Put(ctx, role(roles[i%len(roles)], prs[(i/len(roles))%2]))
+				errs <- err
+			}
+		}()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("concurrent Put: %v", err)
+			}
+		}
+		plain := index.Token{Param: "active", Code: "true"}
+		for _, n := range names {
+			want := ids(t, s, index.PractitionerRole, index.Chain{Param: "practitioner", TargetType: index.Practitioner,
+				Where: index.And{plain, index.String{Param: "name", Value: n}}})
+			expect(t, s, "name "+n, index.PractitionerRole, byName("name", n), want...)
+		}
+		want := ids(t, s, index.PractitionerRole, index.Chain{Param: "practitioner", TargetType: index.Practitioner, Where: plain})
+		expect(t, s, "active roles", index.PractitionerRole, activeRoles, want...)
 	}},
 	{"chain rows over a synthetic set agree with the chain", func(t *testing.T, s store.Store) {
 		rs := Synthetic(500, 7)

@@ -169,6 +169,24 @@ func copiedString(cr ChainRows, c index.Cond) (index.Cond, bool) {
 	return nil, false
 }
 
+// TouchesChainRows reports whether writing or deleting resources of these types may change chain rows.
+// Such writes must not run concurrently with each other: a writer of a Practitioner and a writer of a
+// role that references it would each compute the role's rows without seeing the other's uncommitted
+// change, leaving rows of a deactivated practitioner behind. The engines serialise them (PostgreSQL: a
+// transaction-scoped advisory lock taken before anything else, so it cannot be part of a deadlock;
+// SQLite has one writer anyway). Directory writes are one importer or the owner API's single resources,
+// so the cost is small.
+func TouchesChainRows(refs []index.Ref) bool {
+	for _, cr := range AllChainRows() {
+		for _, r := range refs {
+			if r.Type == cr.Root || r.Type == cr.Target {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // RefreshChainRows recomputes, inside a write transaction, the chain rows of the roots among written and
 // of the roots that reference a target among written (written or deleted resources). query returns the
 // single text column of a query's rows; exec runs a statement.
