@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -395,7 +396,11 @@ func (p *Proxy) redactInput(cr *clientRequest) (*policy.Input, error) {
 		return nil, refuse(policy.ReasonUpstreamUnavailable).Wrap(err)
 	}
 	age := p.now().UnixMilli() - ev.OriginServerTS
-	return &policy.Input{Action: policy.ActionRedact, Origin: p.cfg.ServerName, Actor: p.actor(cr),
+	actor := p.actor(cr)
+	if actor != nil {
+		actor.Admin = slices.Contains(p.cfg.ServerAdmins, cr.userID)
+	}
+	return &policy.Input{Action: policy.ActionRedact, Origin: p.cfg.ServerName, Actor: actor,
 		Room: &policy.Room{RoomID: roomID}, Event: &policy.Event{Type: ev.Type, AgeMillis: age}}, nil
 }
 

@@ -25,6 +25,10 @@ type Config struct {
 	ServerName string `yaml:"server_name"`
 	// Variant selects the TI-M rule set: pro or epa.
 	Variant string `yaml:"variant"`
+	// ServerAdmins are the local users who administer the homeserver. They are exempt from the redaction
+	// age limit (A_28358, as Famedly's proxy does), e.g. to remove unlawful content. Standard Matrix APIs
+	// do not tell whether a user is a homeserver admin, so the operator names them here.
+	ServerAdmins []string `yaml:"server_admins"`
 
 	Listen     ListenConfig     `yaml:"listen"`
 	Homeserver HomeserverConfig `yaml:"homeserver"`
@@ -319,6 +323,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Variant != "pro" && c.Variant != "epa" {
 		bad("variant", "must be pro or epa, got %q", c.Variant)
+	}
+	for i, id := range c.ServerAdmins {
+		if _, server, err := matrix.ParseUserID(id); err != nil || server != c.ServerName {
+			bad(fmt.Sprintf("server_admins[%d]", i), "must be a user ID on %s, got %q", c.ServerName, id)
+		}
 	}
 	for key, addr := range map[string]string{"listen.client": c.Listen.Client, "listen.federation": c.Listen.Federation,
 		"listen.forward": c.Listen.Forward, "listen.internal": c.Listen.Internal} {

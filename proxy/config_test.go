@@ -35,6 +35,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"a bad list source names federation_list.source", "source: regservice", "source: ftp", "federation_list.source"},
 		{"a bad default setting names permissions.default.default_setting", "default_setting: allow all", "default_setting: allow some", "permissions.default.default_setting"},
 		{"a missing federation TLS key names listen.federation_tls", "    key_file: /etc/timstack/federation.key\n", "", "listen.federation_tls"},
+		{"a server admin of another server names server_admins", `server_admins: ["@admin:hs1.tim.test"]`, `server_admins: ["@admin:hs2.tim.test"]`, "server_admins[0]"},
 		{"bad OCSP policy names federation_list.ocsp", "ocsp: require", "ocsp: maybe", "federation_list.ocsp"},
 	}
 	for _, tc := range cases {

@@ -148,7 +148,7 @@ func newTestEnvWith(t *testing.T, variant string, opt *envOptions) *testEnv {
 	tlsKeyPEM, _ := certs.MarshalPrivateKeyPEM(pki.tlsKey)
 	up := proxytest.NewUpstream(t, reg.ASToken)
 	cfg := &Config{
-		ServerName: serverName, Variant: variant,
+		ServerName: serverName, Variant: variant, ServerAdmins: []string{"@admin:" + serverName},
 		Listen: ListenConfig{Client: "127.0.0.1:0", Federation: "127.0.0.1:0", Forward: "127.0.0.1:0", Internal: "127.0.0.1:0",
 			FederationTLS: TLSConfig{CertFile: write("tls/cert.pem", pki.tlsCert.EncodePEM()), KeyFile: write("tls/key.pem", tlsKeyPEM)}},
 		Homeserver:     HomeserverConfig{URL: up.URL, AppServiceRegistration: write("as.yaml", regYAML)},
@@ -233,6 +233,7 @@ func TestRefusalTakesTheFirstRowAndMapsUnknownReasonsTo403(t *testing.T) {
 func TestClientDecisions(t *testing.T) {
 	env := newTestEnv(t, "pro")
 	env.up.AddUser("tok-alice", "@alice:hs1.tim.test")
+	env.up.AddUser("tok-admin", "@admin:hs1.tim.test")
 	env.up.SetAccountData("@blocker:hs1.tim.test", appservice.TypePermissionConfigPro, map[string]any{"defaultSetting": "block all"})
 	env.up.SetEvent("$old", map[string]any{"event_id": "$old", "type": "m.room.message", "sender": "@alice:hs1.tim.test",
 		"origin_server_ts": time.Now().Add(-25 * time.Hour).UnixMilli(), "content": map[string]any{"body": "x"}})
@@ -293,6 +294,8 @@ func TestClientDecisions(t *testing.T) {
 		{"A_28358 redacting an event older than 24 h is 403", "PUT", "/_matrix/client/v3/rooms/!r:hs1.tim.test/redact/$old/t9", "tok-alice",
 			map[string]any{}, 403, "M_FORBIDDEN"},
 		{"redacting an event younger than 24 h passes", "PUT", "/_matrix/client/v3/rooms/!r:hs1.tim.test/redact/$fresh/t10", "tok-alice",
+			map[string]any{}, 200, ""},
+		{"a server admin may redact an event older than 24 h (A_28358 exemption)", "PUT", "/_matrix/client/v3/rooms/!r:hs1.tim.test/redact/$old/t11", "tok-admin",
 			map[string]any{}, 200, ""},
 		{"the POST twin of redact gets the same check", "POST", "/_matrix/client/v3/rooms/!r:hs1.tim.test/redact/$old", "tok-alice",
 			map[string]any{}, 403, "M_FORBIDDEN"},
