@@ -152,3 +152,79 @@ func TestBulkLoad(t *testing.T) {
 		}
 	})
 }
+
+// chainRows lists the chain rows of the database dsn names (storetest.ChainRowsQuery).
+func chainRows(t *testing.T, dsn string) [][]string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	r, err := conn.Query(ctx, storetest.ChainRowsQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(r, func(row pgx.CollectableRow) ([]string, error) {
+		var a, b, c, d string
+		err := row.Scan(&a, &b, &c, &d)
+		return []string{a, b, c, d}, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestBulkLoadChainRows(t *testing.T) {
+	ctx := context.Background()
+	t.Run("a bulk load ends with the chain rows a plain import keeps", func(t *testing.T) {
+		plainDSN, bulkDSN := pg.DSN(t), pg.DSN(t)
+		plain := openPG(t, plainDSN)
+		if _, err := plain.Put(ctx, storetest.ChainRowsData()...); err != nil {
+			t.Fatal(err)
+		}
+		bulk := openPG(t, bulkDSN)
+		if err := bulk.BeginBulkLoad(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bulk.Put(ctx, storetest.ChainRowsData()...); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(chainRows(t, bulkDSN)); n != 0 {
+			t.Errorf("%d chain rows written during the load, want none (EndBulkLoad computes them)", n)
+		}
+		if err := bulk.EndBulkLoad(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want := chainRows(t, plainDSN)
+		if len(want) < 100 {
+			t.Fatalf("only %d chain rows in the plain import", len(want))
+		}
+		if diff := cmp.Diff(want, chainRows(t, bulkDSN)); diff != "" {
+			t.Errorf("chain rows after the bulk load (-plain +bulk):\n%s", diff)
+		}
+	})
+	t.Run("a store opened during another's bulk load keeps chain rows once it has ended", func(t *testing.T) {
+		dsn := pg.DSN(t)
+		loader := openPG(t, dsn)
+		if err := loader.BeginBulkLoad(ctx); err != nil {
+			t.Fatal(err)
+		}
+		other := openPG(t, dsn) // sees the mark
+		if err := loader.EndBulkLoad(ctx); err != nil {
+			t.Fatal(err)
+		}
+		prac := index.Resource{Type: index.Practitioner, ID: "p", JSON: []byte(`{}`), Rows: []index.Row{
+			{Param: "name", Type: index.TypeString, Value: "lehmann"}, {Param: "active", Type: index.TypeToken, Code: "true"}}}
+		role := index.Resource{Type: index.PractitionerRole, ID: "r", JSON: []byte(`{}`), Rows: []index.Row{
+			{Param: "practitioner", Type: index.TypeReference, RefType: index.Practitioner, RefID: "p"}}}
+		if _, err := other.Put(ctx, prac, role); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(chainRows(t, dsn)); n != 2 {
+			t.Errorf("%d chain rows, want 2 (the name and the active marker)", n)
+		}
+	})
+}

@@ -21,9 +21,12 @@ const (
 
 // Builder accumulates SQL text and its arguments; placeholders are numbered in order of appearance.
 type Builder struct {
-	D    Dialect
-	sb   strings.Builder
-	Args []any
+	D Dialect
+	// NoChainRows compiles chains as chains even where the store keeps chain rows (a PostgreSQL store in
+	// a bulk load computes them only at its end).
+	NoChainRows bool
+	sb          strings.Builder
+	Args        []any
 }
 
 // W writes SQL text.
@@ -98,8 +101,12 @@ func mergeSingleChains(typ string, c index.And) index.And {
 
 // plan prepares a conjunction on typ for compiling: single-valued chains merged, then chains with chain
 // rows rewritten to use them.
-func plan(typ string, c index.And) index.And {
-	return useChainRows(typ, mergeSingleChains(typ, c))
+func (b *Builder) plan(typ string, c index.And) index.And {
+	c = mergeSingleChains(typ, c)
+	if b.NoChainRows {
+		return c
+	}
+	return useChainRows(typ, c)
 }
 
 // textFirst moves _text conditions to the front of a conjunction (the order of the others kept). SQLite
@@ -148,7 +155,7 @@ func (b *Builder) Where(typ, col string, c index.Cond) error {
 			b.W("1 = 1")
 			return nil
 		}
-		c = plan(typ, c)
+		c = b.plan(typ, c)
 		if b.D == SQLite {
 			c = textFirst(typ, c)
 		}
@@ -374,17 +381,17 @@ func (b *Builder) chainSet(typ string, c index.Chain, distinct bool) error {
 // chain or the chain-row marker of the active filter. Its index rows exist
 // only while the resource does, so the join with resources that checked existence is not needed. It
 // returns the index of the condition in conds (the top-level conjuncts) or -1.
-func driver(d Dialect, typ string, where index.Cond) (conds index.And, at int) {
-	if d != Postgres {
+func (b *Builder) driver(typ string, where index.Cond) (conds index.And, at int) {
+	if b.D != Postgres {
 		return nil, -1
 	}
 	switch w := where.(type) {
 	case index.And:
-		conds = plan(typ, w)
+		conds = b.plan(typ, w)
 	case nil:
 		return nil, -1
 	default:
-		conds = plan(typ, index.And{w})
+		conds = b.plan(typ, index.And{w})
 	}
 	for i, c := range conds {
 		if t, ok := c.(index.Text); ok && len(textWords(t)) > 0 {
@@ -579,7 +586,7 @@ func positive(c index.Cond) bool {
 // SearchSQL returns the page query (ids ordered by id, with LIMIT/OFFSET) and the count query for q.
 // The page query takes all of args; the count query takes args[:len(args)-2] (the last two are limit, offset).
 func SearchSQL(d Dialect, q index.Query) (page, count string, args []any, err error) {
-	page, count, _, args, err = searchSQL(d, q)
+	page, count, _, args, err = searchSQL(&Builder{D: d}, q)
 	return page, count, args, err
 }
 
@@ -587,19 +594,28 @@ func SearchSQL(d Dialect, q index.Query) (page, count string, args []any, err er
 // (count(*) OVER ()), so one statement answers a page with its total. A page beyond the last match has no
 // rows and therefore no total: callers then run the count query.
 func SearchWithTotalSQL(d Dialect, q index.Query) (pageWithTotal, count string, args []any, err error) {
-	_, count, pageWithTotal, args, err = searchSQL(d, q)
+	_, count, pageWithTotal, args, err = searchSQL(&Builder{D: d}, q)
 	return pageWithTotal, count, args, err
 }
 
-func searchSQL(d Dialect, q index.Query) (page, count, pageWithTotal string, args []any, err error) {
+// SearchSQLWithoutChainRows is SearchSQL (withTotal false) or SearchWithTotalSQL (true) for a store whose
+// chain rows are not there yet (a PostgreSQL bulk load): chains are compiled as chains.
+func SearchSQLWithoutChainRows(d Dialect, q index.Query, withTotal bool) (page, count string, args []any, err error) {
+	p, count, pwt, args, err := searchSQL(&Builder{D: d, NoChainRows: true}, q)
+	if withTotal {
+		return pwt, count, args, err
+	}
+	return p, count, args, err
+}
+
+func searchSQL(b *Builder, q index.Query) (page, count, pageWithTotal string, args []any, err error) {
 	if q.Type == "" {
 		return "", "", "", nil, fmt.Errorf("search without a resource type")
 	}
 	if q.Limit < 0 || q.Offset < 0 {
 		return "", "", "", nil, fmt.Errorf("search: negative limit or offset")
 	}
-	b := &Builder{D: d}
-	if conds, at := driver(d, q.Type, q.Where); at >= 0 {
+	if conds, at := b.driver(q.Type, q.Where); at >= 0 {
 		b.W("FROM (")
 		switch c := conds[at].(type) {
 		case index.Text:
