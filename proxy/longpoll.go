@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/timstack/timstack/policy"
@@ -106,9 +107,15 @@ func (p *Proxy) forwardLongPoll(w http.ResponseWriter, r *http.Request, timeout 
 func (p *Proxy) pumpLongPoll(client, up net.Conn, out *http.Request) {
 	defer client.Close()
 	defer up.Close()
+	var clientGone atomic.Bool
+	go watchLongPollClient(client, up, &clientGone)
 	// Wait for the first byte with a one-byte buffer: a bigger one would be held by every idle long-poll.
 	var first [1]byte
 	if _, err := io.ReadFull(up, first[:]); err != nil {
+		if clientGone.Load() {
+			p.metrics.longPolls.WithLabelValues("499").Inc()
+			return
+		}
 		p.metrics.upstreamErrors.WithLabelValues("homeserver", "read").Inc()
 		p.metrics.longPolls.WithLabelValues("502").Inc()
 		const body = `{"errcode":"M_UNKNOWN","error":"Upstream unavailable"}`
@@ -133,4 +140,32 @@ func (p *Proxy) pumpLongPoll(client, up net.Conn, out *http.Request) {
 	}
 	resp.Close = true
 	_ = resp.Write(client)
+}
+
+// maxPipelined bounds what a long-poll client may send after its request. A client that pipelines its next
+// request does not get an answer to it (the connection closes after the long-poll's answer) and resends
+// it; one that keeps sending is not a Matrix client.
+const maxPipelined = 64 << 10
+
+// watchLongPollClient ends the homeserver long-poll when the client goes away. Clients drop connections
+// all the time (an app sent to the background, a network switch) and open a new long-poll at once; without
+// the watch each dropped one would stay open at the homeserver until its answer or the deadline. The watch
+// is a read on the client connection, which ends when the client closes it or when the pump closes it
+// after relaying the answer; closing the homeserver connection ends the pump's wait. It reads beneath the
+// framing guard: nothing read here is handed to net/http.
+func watchLongPollClient(client, up net.Conn, gone *atomic.Bool) {
+	raw := client
+	if fc, ok := client.(*framingConn); ok {
+		raw = fc.Conn
+	}
+	var buf [1]byte
+	for total := 0; total <= maxPipelined; {
+		n, err := raw.Read(buf[:])
+		total += n
+		if err != nil {
+			break
+		}
+	}
+	gone.Store(true)
+	_ = up.Close()
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -703,6 +704,54 @@ func TestLongPollPath(t *testing.T) {
 	}
 	if n := counterValue(t, env.p, "timstack_http_requests_total", map[string]string{"route": "client.sync", "code": "hijacked"}); n != 1 {
 		t.Errorf("requests counted as hijacked: %v, want 1", n)
+	}
+}
+
+// A client that drops its long-poll (an app sent to the background, a network switch) ends the homeserver's
+// request too, instead of leaving it open until the timeout while the client's next long-poll stacks up.
+func TestLongPollOfAClientThatWentAwayEndsAtTheHomeserver(t *testing.T) {
+	env := newTestEnv(t, "pro")
+	env.up.AddUser("tok-alice", "@alice:hs1.tim.test")
+	env.up.HoldLongPolls()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(env.client.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /_matrix/client/v3/sync?timeout=30000 HTTP/1.1\r\nHost: hs1.tim.test\r\n"+
+		"Authorization: Bearer tok-alice\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the long-poll to reach the homeserver", func() bool {
+		for _, r := range env.up.Requests() {
+			if strings.Contains(r.RequestURI, "/sync") {
+				return true
+			}
+		}
+		return false
+	})
+	if n := env.up.HeldLongPollsEnded(); n != 0 {
+		t.Fatalf("%d long-polls ended before the client went away", n)
+	}
+	conn.Close()
+	waitFor(t, "the homeserver's long-poll to end", func() bool { return env.up.HeldLongPollsEnded() == 1 })
+	waitFor(t, "the long-poll to be counted as 499", func() bool {
+		return counterValue(t, env.p, "timstack_long_poll_responses_total", map[string]string{"code": "499"}) == 1
+	})
+	if n := counterValue(t, env.p, "timstack_upstream_errors_total", nil); n != 0 {
+		t.Errorf("a client going away counted %v upstream errors, want 0", n)
+	}
+}
+
+// waitFor polls cond for up to 5 s (the long-poll itself would last 30 s).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

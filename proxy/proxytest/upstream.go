@@ -34,6 +34,10 @@ type Upstream struct {
 	events      map[string]json.RawMessage // eventID → event JSON
 	roomState   map[string]json.RawMessage // roomID → state events (GET /rooms/{roomId}/state)
 	aliases     map[string]string          // alias → roomID (POST /join/{alias} answers {"room_id"})
+	// holdLongPolls makes a /sync with a non-zero timeout wait until its connection closes; heldEnded
+	// counts those that ended that way.
+	holdLongPolls bool
+	heldEnded     int
 	// ASToken is the application service token the proxy uses for its own reads; requests carrying it are
 	// not recorded as forwarded traffic.
 	ASToken string
@@ -54,6 +58,21 @@ func (u *Upstream) AddUser(token, userID string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.tokens[token] = userID
+}
+
+// HoldLongPolls makes every /sync with a non-zero timeout wait until the proxy closes its connection, as
+// a homeserver with nothing new to say would until the timeout.
+func (u *Upstream) HoldLongPolls() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.holdLongPolls = true
+}
+
+// HeldLongPollsEnded is how many held long-polls ended because their connection closed.
+func (u *Upstream) HeldLongPollsEnded() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.heldEnded
 }
 
 // SetAccountData stores global account data the proxy may read through the application service.
@@ -111,9 +130,17 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		u.requests = append(u.requests, Request{Method: r.Method, RequestURI: r.RequestURI, Header: r.Header.Clone(), Body: body})
 	}
 	userID, known := u.tokens[token]
+	hold := u.holdLongPolls
 	u.mu.Unlock()
 
 	path := r.URL.Path
+	if timeout := r.URL.Query().Get("timeout"); hold && strings.HasSuffix(path, "/sync") && timeout != "" && timeout != "0" {
+		<-r.Context().Done()
+		u.mu.Lock()
+		u.heldEnded++
+		u.mu.Unlock()
+		return
+	}
 	switch {
 	case strings.HasSuffix(path, "/account/whoami"):
 		if !known {
