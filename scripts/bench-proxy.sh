@@ -9,13 +9,14 @@
 #      decided PUT and a forwarded GET; idle /sync long-polls with the proxy's VmRSS; throughput and latency
 #      in front of a real Synapse (installed by scripts/synapse.sh) direct vs through the proxy.
 #
-# Prints one table (also saved as $BENCH_PROXY_DIR/report.md and report.json). About 4 minutes.
+# Prints one table (also saved as $BENCH_PROXY_DIR/report.md and report.json). About 6 minutes.
 #
 # Environment:
 #   BENCH_PROXY_DIR   output folder (default /tmp/timstack-bench-proxy)
 #   DURATION          length of each measured load (default 3s); WARMUP (default 1s)
 #   LONGPOLLS         idle long-polls to hold (default 10000; capped by the descriptor limit)
 #   SYNAPSE=0         skip the Synapse part
+#   PIN_SYNAPSE=0     skip the second Synapse pass with Synapse pinned to its own CPU (taskset)
 #   BENCHTIME         -benchtime of the Go benchmarks (default 1s)
 #   TIMSTACK_ENV      extra environment for the timstack proxy processes only, e.g. "GOMEMLIMIT=200MiB"
 #   BENCH_WAIT_LOAD   if set (e.g. 1.5), wait until the 1-minute load average is at most this, checking every
@@ -33,7 +34,7 @@ benchtime="${BENCHTIME:-1s}"
 log() { printf '[bench-proxy %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 mkdir -p "$out"
-rm -rf "$out/run"
+rm -rf "$out/run" "$out/run-pinned"
 
 # Each proxied long-poll holds two descriptors in the proxy. Raise the soft limit as far as allowed; a
 # container without CAP_SYS_RESOURCE stops at its hard limit, and benchproxy then caps the count and says so.
@@ -83,6 +84,15 @@ log "load runs"
 "$out/benchproxy" run --timstack "$out/timstack" --duration "$duration" --warmup "$warmup" --longpolls "$longpolls" \
 	--synapse="$synapse_flag" --gobench "$out/policy-bench.txt,$out/proxy-bench.txt" \
 	--timstack-env "${TIMSTACK_ENV:-}" --json "$out/report.json" --workdir "$out/run" | tee "$out/report.md"
+if [ "$synapse" = 1 ] && [ "$(nproc)" -ge 2 ] && [ "${PIN_SYNAPSE:-1}" = 1 ]; then
+	# On a small machine the load generator, the proxy and Synapse take turns on the same cores, and Synapse
+	# (one Python core) loses whatever the other two take. A second pass gives Synapse a core of its own, as
+	# a production homeserver has, so the proxy's own effect on Synapse's throughput shows.
+	log "load runs in front of Synapse with Synapse pinned to its own CPU"
+	"$out/benchproxy" run --timstack "$out/timstack" --duration "$duration" --warmup "$warmup" --only synapse \
+		--pin-homeserver --timstack-env "${TIMSTACK_ENV:-}" --json "$out/report-pinned.json" --workdir "$out/run-pinned" |
+		sed -n '/^### In front of Synapse\|^Synapse: /,$p' | tee -a "$out/report.md"
+fi
 # The decision logs of the runs hold a line per decided request; keep the configs and process logs only.
-rm -f "$out"/run/*/decisions.jsonl
+rm -f "$out"/run/*/decisions.jsonl "$out"/run-pinned/*/decisions.jsonl
 log "report: $out/report.md (JSON: $out/report.json, process logs: $out/run)"

@@ -293,6 +293,7 @@ type Report struct {
 	Trivial     []Measurement   `json:"trivial"`
 	Synapse     []Measurement   `json:"synapse"`
 	SynapseNote string          `json:"synapse_note,omitempty"`
+	SynapsePin  string          `json:"synapse_pin,omitempty"`
 	LongPolls   []LongPoll      `json:"long_polls"`
 	LongNote    string          `json:"long_poll_note,omitempty"`
 	GoBench     []bench.GoBench `json:"go_bench"`
@@ -308,6 +309,7 @@ type options struct {
 	longPolls int
 	synapse   bool
 	only      string
+	pinHS     bool
 	gobench   string
 	jsonOut   string
 	workdir   string
@@ -326,6 +328,7 @@ func runAll(ctx context.Context, args []string) error {
 	fs.IntVar(&o.openConns, "open-conns", 32, "connections of the open loop (fixed rate)")
 	fs.IntVar(&o.longPolls, "longpolls", 10000, "idle /sync long-polls to hold (capped by the descriptor limit)")
 	fs.BoolVar(&o.synapse, "synapse", true, "also measure in front of real Synapse (scripts/synapse.sh)")
+	fs.BoolVar(&o.pinHS, "pin-homeserver", false, "in front of Synapse: Synapse on the last CPU, load generator and proxy on the others (taskset)")
 	fs.StringVar(&o.only, "only", "", "comma-separated scenarios to run: trivial, longpolls, synapse (default: all)")
 	fs.StringVar(&o.gobench, "gobench", "", "comma-separated files of `go test -bench` output to include")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the report as JSON to this file")
@@ -654,6 +657,17 @@ func synapseScenario(ctx context.Context, o options, rep *Report) error {
 	if err != nil {
 		return fmt.Errorf("installing Synapse: %w", err)
 	}
+	var pinRest, pinLast string
+	if o.pinHS {
+		// Children inherit the affinity: the proxy stays with the load generator, Synapse moves once started.
+		var err error
+		if pinRest, pinLast, err = splitCPUs(); err != nil {
+			return err
+		}
+		if err := pinAllThreads(os.Getpid(), pinRest); err != nil {
+			return err
+		}
+	}
 	port, err := bench.FreePort()
 	if err != nil {
 		return err
@@ -681,6 +695,15 @@ func synapseScenario(ctx context.Context, o options, rep *Report) error {
 	hsPID, err := synapsePID(filepath.Join(o.workdir, "synapse"))
 	if err != nil {
 		logf("synapse: %v (CPU per request not reported)", err)
+	}
+	if o.pinHS {
+		if hsPID == 0 {
+			return errors.New("--pin-homeserver: Synapse's process not found")
+		}
+		if err := pinAllThreads(hsPID, pinLast); err != nil {
+			return err
+		}
+		rep.SynapsePin = fmt.Sprintf("Synapse pinned to CPU %s; load generator and proxy to CPU %s", pinLast, pinRest)
 	}
 	direct := target{"synapse", hsAddr, hsPID, hsPID}
 	proxied := target{"timstack→synapse", ts.addr, ts.pid(), hsPID}
@@ -757,6 +780,9 @@ func printReport(w io.Writer, rep *Report) {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "### In front of Synapse (closed loop, alternating rounds; loss and added latency are means over the rounds)")
 		fmt.Fprintln(w)
+		if rep.SynapsePin != "" {
+			fmt.Fprintf(w, "CPU affinity: %s.\n\n", rep.SynapsePin)
+		}
 		table(w, rep.Synapse)
 		fmt.Fprintln(w)
 		synapseLoss(w, rep.Synapse)
@@ -913,4 +939,25 @@ func synapseLoss(w io.Writer, ms []Measurement) {
 			verdict(true, loss < 0.05), (p.p50-d.p50)/synapseRounds, (p.p99-d.p99)/synapseRounds)
 	}
 	tw.Flush()
+}
+
+// splitCPUs returns the CPUs this process may use without the last one, and the last one.
+func splitCPUs() (rest, last string, err error) {
+	n := runtime.NumCPU()
+	if n < 2 {
+		return "", "", errors.New("--pin-homeserver needs at least 2 CPUs")
+	}
+	if n == 2 {
+		return "0", "1", nil
+	}
+	return fmt.Sprintf("0-%d", n-2), strconv.Itoa(n - 1), nil
+}
+
+// pinAllThreads sets the CPU affinity of every thread of pid (taskset -a); threads started later inherit it.
+func pinAllThreads(pid int, cpus string) error {
+	out, err := exec.Command("taskset", "-a", "-cp", cpus, strconv.Itoa(pid)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("taskset -a -cp %s %d: %v: %s", cpus, pid, err, out)
+	}
+	return nil
 }
