@@ -13,8 +13,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/timstack/timstack/authn/idp"
@@ -331,6 +333,10 @@ func runDirectoryImport(args []string, stdout, stderr io.Writer) error {
 		return usageError("directory import: at least one FILE is required")
 	}
 	ctx := context.Background()
+	// Parsing and indexing allocate a lot of short-lived garbage; collecting it at 4x the live heap
+	// instead of 2x took 11% off the load phase of a tenth of the synthetic data set (the live heap is a
+	// few batches, tens of MB).
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	st, err := openStore(ctx, *dsn)
 	if err != nil {
 		return failure("directory import: %v", err)
@@ -377,8 +383,8 @@ func runDirectoryImport(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	// Fresh planner statistics after a bulk load: without them SQLite in particular starts chained
-	// searches from the least selective condition.
-	if a, ok := st.(interface{ Analyze(context.Context) error }); ok {
+	// searches from the least selective condition. EndBulkLoad has just analysed.
+	if a, ok := st.(interface{ Analyze(context.Context) error }); ok && bl == nil {
 		if err := a.Analyze(ctx); err != nil {
 			return failure("directory import: analyze: %v", err)
 		}
@@ -399,18 +405,40 @@ func importFile(ctx context.Context, w *directory.Writer, path string, batchSize
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<20)
 	var batch [][]byte
-	n := 0
+	n := 0 // resources handed to the pipeline
+	// The next batch is parsed and indexed while the previous one is stored; progress (and the resume
+	// point) follows the committed batches.
+	var committed atomic.Int64
+	pipe := w.NewPipeline(ctx, func(done int) {
+		committed.Store(int64(done))
+		progress(done)
+	})
+	closed := false
+	defer func() {
+		if !closed {
+			_ = pipe.Close()
+		}
+	}()
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if _, err := w.Put(ctx, batch); err != nil {
-			return fmt.Errorf("after %d resources: %w", n, err)
+		if err := pipe.Add(batch); err != nil {
+			return fmt.Errorf("after %d resources: %w", committed.Load(), err)
 		}
 		n += len(batch)
-		batch = batch[:0]
-		progress(n)
+		batch = nil // the pipeline may still hold the previous slice
 		return nil
+	}
+	finish := func() (int, error) {
+		if err := flush(); err != nil {
+			return int(committed.Load()), err
+		}
+		closed = true
+		if err := pipe.Close(); err != nil {
+			return int(committed.Load()), err
+		}
+		return n, nil
 	}
 	add := func(doc []byte) error {
 		var head struct {
@@ -454,19 +482,19 @@ func importFile(ctx context.Context, w *directory.Writer, path string, batchSize
 					return n, rerr
 				}
 				if err := add(append(line, rest...)); err != nil {
-					return n, err
+					return int(committed.Load()), err
 				}
-				return n, flush()
+				return finish()
 			}
 			if err := add(append([]byte(nil), trimmed...)); err != nil {
-				return n, fmt.Errorf("line %d: %w", lineNo, err)
+				return int(committed.Load()), fmt.Errorf("line %d: %w", lineNo, err)
 			}
 		}
 		if err == io.EOF {
-			return n, flush()
+			return finish()
 		}
 		if err != nil {
-			return n, err
+			return int(committed.Load()), err
 		}
 	}
 }
