@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // cacheKeyFor identifies an input in the decision cache. Two inputs get the same key only when every fact
@@ -12,10 +13,22 @@ import (
 //
 // Federation-only inputs (the bulk of inbound traffic) key on their few strings directly. Every other input
 // is written field by field into an unambiguous byte encoding (a tag per field, lengths before strings,
-// presence bytes before optional parts, map keys sorted) and hashed with SHA-256. That is what
-// json.Marshal + SHA-256 gave before, at a tenth of the cost; TestCacheKeyCoversEveryField walks Input by
-// reflection and fails when a field is added here or there without the other.
-func cacheKeyFor(in *Input) (cacheKey, bool) {
+// presence bytes before optional parts, map keys sorted). An encoding of up to maxExactKey bytes is the key
+// itself; a longer one (a permission configuration with many exceptions) is keyed by its SHA-256, which
+// bounds the cache's memory. TestCacheKeyCoversEveryField walks Input by reflection, for both forms, and
+// fails when a field is added here or there without the other.
+func cacheKeyFor(in *Input) (cacheKey, bool) { return cacheKeyWithin(in, maxExactKey) }
+
+// maxExactKey is the longest encoding used as a key as it is. Typical decisions (a presence update, an
+// invite with a short permission configuration) stay below it; hashing them cost more than the rest of a
+// cache hit together.
+const maxExactKey = 256
+
+// keyBuffers holds encoding buffers between keys. A sync.Pool is itself safe for concurrent use and holds
+// no state a caller could observe.
+var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func cacheKeyWithin(in *Input, maxExact int) (cacheKey, bool) {
 	if (in.Action == ActionFederationInbound || in.Action == ActionFederationOutbound) &&
 		in.Actor == nil && in.Target == nil && in.PermissionConfig == nil && in.Room == nil && in.Event == nil &&
 		in.Request == nil {
@@ -33,9 +46,22 @@ func cacheKeyFor(in *Input) (cacheKey, bool) {
 		}
 		return k, true
 	}
-	var buf [512]byte
-	b := appendInputKey(buf[:0], in)
-	return cacheKey{action: in.Action, sum: sha256.Sum256(b)}, true
+	// The encoding escapes to the heap (through the append helpers); a pooled buffer spares an allocation
+	// per key.
+	bp := keyBuffers.Get().(*[]byte)
+	b := appendInputKey((*bp)[:0], in)
+	var k cacheKey
+	if len(b) <= maxExact {
+		// Never empty (every encoding starts with a tag), so it cannot meet a hashed key's empty exact.
+		k = cacheKey{action: in.Action, exact: string(b)}
+	} else {
+		k = cacheKey{action: in.Action, sum: sha256.Sum256(b)}
+	}
+	if cap(b) <= 16<<10 { // an outsized buffer (a huge permission configuration) is left to the GC
+		*bp = b
+		keyBuffers.Put(bp)
+	}
+	return k, true
 }
 
 // keyWriter appends the encoding; field tags make the encoding of one struct independent of which

@@ -80,9 +80,19 @@ func mutations(t *testing.T, v reflect.Value, path string, out *[]string, apply 
 
 // Every fact of an input must reach the cache key: two inputs differing in any one field must never share
 // a cached decision.
+// Both key forms — the encoding itself and its hash — must tell every field apart.
 func TestCacheKeyCoversEveryField(t *testing.T) {
+	for name, maxExact := range map[string]int{"exact": 1 << 20, "hashed": 0} {
+		t.Run(name, func(t *testing.T) { testCacheKeyCoversEveryField(t, maxExact) })
+	}
+}
+
+func testCacheKeyCoversEveryField(t *testing.T, maxExact int) {
 	base := fullInput(t)
-	baseKey, _ := cacheKeyFor(base)
+	baseKey, _ := cacheKeyWithin(base, maxExact)
+	if (baseKey.exact != "") != (maxExact > 0) {
+		t.Fatalf("key form: exact %q with a limit of %d", baseKey.exact, maxExact)
+	}
 	var paths []string
 	probe := fullInput(t)
 	apply := map[string]func(){}
@@ -97,7 +107,7 @@ func TestCacheKeyCoversEveryField(t *testing.T) {
 			fns := map[string]func(){}
 			mutations(t, reflect.ValueOf(in).Elem(), "Input", &sub, fns)
 			fns[p]()
-			k, ok := cacheKeyFor(in)
+			k, ok := cacheKeyWithin(in, maxExact)
 			if !ok {
 				t.Fatal("no key")
 			}
@@ -128,6 +138,28 @@ func TestCacheKeyIsStableAndOrderIndependent(t *testing.T) {
 	ky, _ := cacheKeyFor(y)
 	if kx == ky {
 		t.Fatal("field boundaries are ambiguous")
+	}
+}
+
+// Short inputs key on their encoding, long ones on its hash; an input whose encoding reaches the limit
+// changes form, and the two forms of one input never compare equal.
+func TestCacheKeyForms(t *testing.T) {
+	short := inviteInput()
+	k, _ := cacheKeyFor(short)
+	if k.exact == "" || k.sum != ([32]byte{}) {
+		t.Fatalf("a short invite is not keyed by its encoding: %+v", k)
+	}
+	long := inviteInput()
+	for i := range 50 {
+		long.PermissionConfig.UserExceptions[fmt.Sprintf("@user%02d:d0002.example", i)] = struct{}{}
+	}
+	kl, _ := cacheKeyFor(long)
+	if kl.exact != "" || kl.sum == ([32]byte{}) {
+		t.Fatalf("a long invite is not keyed by a hash: exact of %d bytes", len(kl.exact))
+	}
+	hashed, _ := cacheKeyWithin(short, 0)
+	if hashed == k {
+		t.Fatal("the hashed and the exact key of one input are equal")
 	}
 }
 

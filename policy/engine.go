@@ -460,14 +460,15 @@ func decisionFromResult(rs rego.ResultSet, transport bool) (Decision, error) {
 }
 
 // cacheKey identifies an input in the decision cache. Federation transport checks, by far the most frequent
-// decisions, are keyed by their few strings without any marshalling; every other input by a SHA-256 of its
-// JSON form. The policy revision is implicit: each state has its own cache.
+// decisions, are keyed by their few strings; every other input by its byte encoding, or that encoding's
+// SHA-256 when it is long (cacheKeyFor). The policy revision is implicit: each state has its own cache.
 type cacheKey struct {
 	action      Action
 	origin      string
 	destination string
 	peerDomain  string
 	peerTypes   string
+	exact       string // the encoding of a short input (cachekey.go)
 	sum         [sha256.Size]byte
 }
 
