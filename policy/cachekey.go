@@ -17,18 +17,16 @@ import (
 // itself; a longer one (a permission configuration with many exceptions) is keyed by its SHA-256, which
 // bounds the cache's memory. TestCacheKeyCoversEveryField walks Input by reflection, for both forms, and
 // fails when a field is added here or there without the other.
-func cacheKeyFor(in *Input) (cacheKey, bool) { return cacheKeyWithin(in, maxExactKey) }
+func cacheKeyFor(in *Input) (cacheKey, bool) { return cacheKeyWithin(in, maxExactKey, nil) }
 
 // maxExactKey is the longest encoding used as a key as it is. Typical decisions (a presence update, an
 // invite with a short permission configuration) stay below it; hashing them cost more than the rest of a
 // cache hit together.
 const maxExactKey = 256
 
-// keyBuffers holds encoding buffers between keys. A sync.Pool is itself safe for concurrent use and holds
-// no state a caller could observe.
-var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-
-func cacheKeyWithin(in *Input, maxExact int) (cacheKey, bool) {
+// cacheKeyWithin is cacheKeyFor with the exact-key limit given, taking encoding buffers from buffers (a pool
+// of *[]byte; nil allocates one).
+func cacheKeyWithin(in *Input, maxExact int, buffers *sync.Pool) (cacheKey, bool) {
 	if (in.Action == ActionFederationInbound || in.Action == ActionFederationOutbound) &&
 		in.Actor == nil && in.Target == nil && in.PermissionConfig == nil && in.Room == nil && in.Event == nil &&
 		in.Request == nil {
@@ -48,7 +46,14 @@ func cacheKeyWithin(in *Input, maxExact int) (cacheKey, bool) {
 	}
 	// The encoding escapes to the heap (through the append helpers); a pooled buffer spares an allocation
 	// per key.
-	bp := keyBuffers.Get().(*[]byte)
+	var bp *[]byte
+	if buffers != nil {
+		bp, _ = buffers.Get().(*[]byte)
+	}
+	if bp == nil {
+		b := make([]byte, 0, 512)
+		bp = &b
+	}
 	b := appendInputKey((*bp)[:0], in)
 	var k cacheKey
 	if len(b) <= maxExact {
@@ -57,9 +62,9 @@ func cacheKeyWithin(in *Input, maxExact int) (cacheKey, bool) {
 	} else {
 		k = cacheKey{action: in.Action, sum: sha256.Sum256(b)}
 	}
-	if cap(b) <= 16<<10 { // an outsized buffer (a huge permission configuration) is left to the GC
+	if buffers != nil && cap(b) <= 16<<10 { // an outsized buffer (a huge permission configuration) is left to the GC
 		*bp = b
-		keyBuffers.Put(bp)
+		buffers.Put(bp)
 	}
 	return k, true
 }

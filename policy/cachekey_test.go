@@ -89,7 +89,7 @@ func TestCacheKeyCoversEveryField(t *testing.T) {
 
 func testCacheKeyCoversEveryField(t *testing.T, maxExact int) {
 	base := fullInput(t)
-	baseKey, _ := cacheKeyWithin(base, maxExact)
+	baseKey, _ := cacheKeyWithin(base, maxExact, nil)
 	if (baseKey.exact != "") != (maxExact > 0) {
 		t.Fatalf("key form: exact %q with a limit of %d", baseKey.exact, maxExact)
 	}
@@ -107,7 +107,7 @@ func testCacheKeyCoversEveryField(t *testing.T, maxExact int) {
 			fns := map[string]func(){}
 			mutations(t, reflect.ValueOf(in).Elem(), "Input", &sub, fns)
 			fns[p]()
-			k, ok := cacheKeyWithin(in, maxExact)
+			k, ok := cacheKeyWithin(in, maxExact, nil)
 			if !ok {
 				t.Fatal("no key")
 			}
@@ -157,7 +157,7 @@ func TestCacheKeyForms(t *testing.T) {
 	if kl.exact != "" || kl.sum == ([32]byte{}) {
 		t.Fatalf("a long invite is not keyed by a hash: exact of %d bytes", len(kl.exact))
 	}
-	hashed, _ := cacheKeyWithin(short, 0)
+	hashed, _ := cacheKeyWithin(short, 0, nil)
 	if hashed == k {
 		t.Fatal("the hashed and the exact key of one input are equal")
 	}

@@ -356,7 +356,7 @@ func (e *Engine) Eval(ctx context.Context, in *Input) (dec Decision, err error) 
 	var key cacheKey
 	cacheable := false
 	if st.cache != nil {
-		key, cacheable = cacheKeyFor(in)
+		key, cacheable = cacheKeyWithin(in, maxExactKey, &st.cache.keyBuffers)
 	}
 	if cacheable {
 		if d, ok := st.cache.get(key); ok {
@@ -478,6 +478,8 @@ type decisionCache struct {
 	mu       sync.RWMutex
 	half     int
 	cur, old map[cacheKey]Decision
+	// keyBuffers lends *[]byte buffers to cacheKeyWithin.
+	keyBuffers sync.Pool
 }
 
 func newDecisionCache(size int) *decisionCache {
