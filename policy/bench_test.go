@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -81,6 +82,28 @@ func reportCPU(b *testing.B, start time.Duration, n int) {
 // time and no cache. Target: ≤ 30 µs.
 func BenchmarkEvalFederationUncached(b *testing.B) {
 	benchEval(b, benchEngine(b, -1), federationInputs(2000), true)
+}
+
+// BenchmarkEvalFederationUncachedParallel: the same on every core at once, as the proxy's listeners
+// evaluate; shared state on Eval's path shows here and not above.
+func BenchmarkEvalFederationUncachedParallel(b *testing.B) {
+	e := benchEngine(b, -1)
+	ins := federationInputs(2000)
+	ctx := context.Background()
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			d, err := e.Eval(ctx, ins[next.Add(1)%int64(len(ins))])
+			if err != nil || !d.Allow {
+				b.Errorf("%+v, %v", d, err)
+				return
+			}
+		}
+	})
+	reportCPU(b, start, b.N)
 }
 
 // BenchmarkEvalFederationCached: the same check answered from the decision cache. Target: ≤ 1 µs.
