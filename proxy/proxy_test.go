@@ -743,6 +743,43 @@ func TestLongPollOfAClientThatWentAwayEndsAtTheHomeserver(t *testing.T) {
 	}
 }
 
+// A client that gives up a request on the ordinary path (a short sync) is not a homeserver failure: nothing
+// counts as an upstream error and the request is counted as 499.
+func TestClientGivingUpIsNotAnUpstreamError(t *testing.T) {
+	env := newTestEnv(t, "pro")
+	env.up.AddUser("tok-alice", "@alice:hs1.tim.test")
+	env.up.HoldLongPolls()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", env.client.URL+"/_matrix/client/v3/sync?timeout=500", nil)
+	req.Header.Set("Authorization", "Bearer tok-alice")
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	waitFor(t, "the sync to reach the homeserver", func() bool {
+		for _, r := range env.up.Requests() {
+			if strings.Contains(r.RequestURI, "/sync") {
+				return true
+			}
+		}
+		return false
+	})
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("the cancelled request got an answer")
+	}
+	waitFor(t, "the request to be counted as 499", func() bool {
+		return counterValue(t, env.p, "timstack_http_requests_total", map[string]string{"route": "client.sync", "code": "499"}) == 1
+	})
+	if n := counterValue(t, env.p, "timstack_upstream_errors_total", nil); n != 0 {
+		t.Errorf("a client giving up counted %v upstream errors, want 0", n)
+	}
+}
+
 // waitFor polls cond for up to 5 s (the long-poll itself would last 30 s).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

@@ -100,6 +100,13 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Proxy, error) {
 		// returns. -1 flushed the headers by themselves through a timer goroutine per answer: a second
 		// write syscall and a goroutine for every request, for answers that arrive whole anyway.
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+				// The client went away (a sync given up, an app closed); the homeserver did nothing wrong
+				// and nobody reads an answer. 499 as nginx and Oathkeeper log it.
+				p.log.Debug("client went away before the homeserver answered", "request_id", r.Context().Value(requestIDKey))
+				w.WriteHeader(499)
+				return
+			}
 			p.metrics.upstreamErrors.WithLabelValues("homeserver", "roundtrip").Inc()
 			p.log.Warn("homeserver unreachable", "request_id", r.Context().Value(requestIDKey), "err", err)
 			mxerr.Write(w, refuse(policy.ReasonUpstreamUnavailable))

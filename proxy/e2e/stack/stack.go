@@ -16,11 +16,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,7 +163,48 @@ func Main(m *testing.M, opts Options, set func(*Stack)) int {
 	fmt.Fprintf(os.Stderr, "e2e: %d homeservers + proxies up in %s (dir %s)\n", len(s.Nodes), time.Since(begin).Round(time.Millisecond), dir)
 	defer s.Stop()
 	set(s)
-	return m.Run()
+	code := m.Run()
+	if code != 0 {
+		// CI keeps nothing but this output: the warnings of every proxy and homeserver are what a failure
+		// (a federation refusal, a backoff, a key fetch that failed) is read from.
+		s.PrintProblems(os.Stderr, 40)
+	}
+	return code
+}
+
+// PrintProblems writes the last n warning and error lines of every node's proxy and Synapse log.
+func (s *Stack) PrintProblems(w io.Writer, n int) {
+	names := make([]string, 0, len(s.Nodes))
+	for name := range s.Nodes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		for _, lf := range []struct{ file, warn, err string }{
+			{filepath.Join(s.Dir, name, "proxy.log"), `"level":"WARN"`, `"level":"ERROR"`},
+			{filepath.Join(s.Dir, name, "synapse", "homeserver.log"), " - WARNING - ", " - ERROR - "},
+		} {
+			b, err := os.ReadFile(lf.file)
+			if err != nil {
+				fmt.Fprintf(w, "e2e: %s: %v\n", lf.file, err)
+				continue
+			}
+			var lines []string
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, lf.warn) || strings.Contains(line, lf.err) {
+					lines = append(lines, line)
+				}
+			}
+			lines = lines[max(0, len(lines)-n):]
+			fmt.Fprintf(w, "e2e: --- %s: last %d warnings and errors ---\n", strings.TrimPrefix(lf.file, s.Dir+"/"), len(lines))
+			for _, line := range lines {
+				if len(line) > 600 {
+					line = line[:600] + "…"
+				}
+				fmt.Fprintln(w, line)
+			}
+		}
+	}
 }
 
 // Start brings up the stack in dir.
