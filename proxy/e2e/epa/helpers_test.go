@@ -51,6 +51,26 @@ func invitedAndJoined(t *testing.T, inviter, u *user, roomID string) {
 	must(t, err)
 }
 
+// waitJoinedAt waits until observer's homeserver has member's join in the room's state.
+func waitJoinedAt(t *testing.T, observer *user, roomID, member string) {
+	t.Helper()
+	ctx := ctxT(t)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		raw, err := observer.GetState(ctx, roomID, "m.room.member", member)
+		var m struct {
+			Membership string `json:"membership"`
+		}
+		if err == nil && json.Unmarshal(raw, &m) == nil && m.Membership == "join" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's homeserver never saw %s join %s (last: %s, %v)", observer.ID, member, roomID, raw, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // direct is u's client talking to its homeserver without the proxy in between: what a Fachdienst whose
 // proxy does not enforce a rule would let through. Only tests proving the other side's checks use it.
 func direct(u *user) *mxclient.Client {

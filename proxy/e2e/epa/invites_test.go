@@ -130,6 +130,10 @@ func TestUC0409ProInvitesTwoInsuredIntoOneRoom(t *testing.T) {
 	must(t, err)
 	invitedAndJoined(t, pro, a, roomID)
 	invitedAndJoined(t, pro, b, roomID)
+	// kk1 sends its events to the servers it knows to be in the room; it learns of bert's join from prax.
+	// A message sent before that never reaches kk2 (Matrix does not relay), so wait as a client would
+	// before talking to someone (under load this took longer than the message's 60 s).
+	waitJoinedAt(t, a, roomID, b.ID)
 
 	_, err = a.SendText(ctx, roomID, "hallo von kk1")
 	must(t, err)
