@@ -32,10 +32,26 @@ type decisionEvent struct {
 }
 
 // decisionLog writes decision events as JSON lines. A nil *decisionLog discards.
+//
+// With a delay, lines are collected and written together at most delay after the first of them (or when
+// decisionLogBuffer bytes are pending), as access logs usually are: one write system call per decided
+// request was the largest cost of a decided request the proxy itself adds (a sixth of it under load). A
+// crash loses at most delay of lines; close writes what is pending.
 type decisionLog struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu      sync.Mutex
+	w       io.Writer
+	delay   time.Duration // 0: every line is written at once
+	pending []byte
+	armed   bool // a flush is scheduled
+	closed  bool
 }
+
+// decisionLogDelay is how long a decision line may wait for others; decisionLogBuffer is what makes it go
+// out sooner.
+const (
+	decisionLogDelay  = 100 * time.Millisecond
+	decisionLogBuffer = 64 << 10
+)
 
 func (d *decisionLog) write(ev *decisionEvent) {
 	if d == nil || d.w == nil {
@@ -45,8 +61,50 @@ func (d *decisionLog) write(ev *decisionEvent) {
 	b := ev.appendJSON(buf[:0])
 	b = append(b, '\n')
 	d.mu.Lock()
-	_, _ = d.w.Write(b)
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	if d.delay <= 0 || d.closed {
+		_, _ = d.w.Write(b)
+		return
+	}
+	d.pending = append(d.pending, b...)
+	if len(d.pending) >= decisionLogBuffer {
+		d.flushLocked()
+		return
+	}
+	if !d.armed {
+		d.armed = true
+		time.AfterFunc(d.delay, d.flush)
+	}
+}
+
+func (d *decisionLog) flush() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.flushLocked()
+}
+
+func (d *decisionLog) flushLocked() {
+	// A timer armed before a size-triggered flush still fires and finds little or nothing; harmless.
+	d.armed = false
+	if len(d.pending) > 0 {
+		_, _ = d.w.Write(d.pending)
+		d.pending = d.pending[:0]
+	}
+}
+
+// close writes what is pending; later lines are written at once. It closes the writer if it is a file the
+// proxy opened (owned).
+func (d *decisionLog) close(owned io.Closer) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.flushLocked()
+	d.closed = true
+	if owned != nil {
+		_ = owned.Close()
+	}
 }
 
 // appendJSON writes the event as encoding/json would (same keys, order and omitempty rules; the test

@@ -2,6 +2,9 @@ package proxy
 
 import (
 	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +44,68 @@ func FuzzDecisionLogLine(f *testing.F) {
 		want, _ := json.Marshal(&ev)
 		if got := ev.appendJSON(nil); string(got) != string(want) {
 			t.Fatalf("appendJSON:\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+// Batched decision lines: held back at most the delay, sooner when the buffer fills, never lost or torn,
+// and written out by close.
+func TestDecisionLogBatching(t *testing.T) {
+	ev := func(i int) *decisionEvent {
+		return &decisionEvent{Time: time.Unix(1700000000, 0).UTC(), DecisionID: strconv.Itoa(i), Surface: "client",
+			Action: policy.ActionPresence, Allow: true}
+	}
+	t.Run("a line goes out within the delay, not at once", func(t *testing.T) {
+		var out syncBuffer
+		d := &decisionLog{w: &out, delay: 50 * time.Millisecond}
+		d.write(ev(1))
+		if out.String() != "" {
+			t.Fatal("the line was written at once")
+		}
+		waitFor(t, "the batched line", func() bool { return strings.Count(out.String(), "\n") == 1 })
+	})
+	t.Run("a full buffer goes out without waiting for the delay", func(t *testing.T) {
+		var out syncBuffer
+		d := &decisionLog{w: &out, delay: time.Hour}
+		for i := 0; len(out.String()) == 0; i++ {
+			if i > decisionLogBuffer {
+				t.Fatal("nothing written after more than a buffer's worth of lines")
+			}
+			d.write(ev(i))
+		}
+	})
+	t.Run("lines from many goroutines arrive whole, each once, and close writes the rest", func(t *testing.T) {
+		var out syncBuffer
+		d := &decisionLog{w: &out, delay: time.Hour}
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 500 {
+					d.write(ev(g*1000 + i))
+				}
+			}()
+		}
+		wg.Wait()
+		d.close(nil)
+		seen := map[string]bool{}
+		for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+			var got decisionEvent
+			if err := json.Unmarshal([]byte(line), &got); err != nil {
+				t.Fatalf("torn line %q: %v", line, err)
+			}
+			if seen[got.DecisionID] {
+				t.Fatalf("line %s written twice", got.DecisionID)
+			}
+			seen[got.DecisionID] = true
+		}
+		if len(seen) != 4000 {
+			t.Fatalf("%d lines, want 4000", len(seen))
+		}
+		d.write(ev(9999))
+		if !strings.Contains(out.String(), `"decision_id":"9999"`) {
+			t.Fatal("a line after close was not written at once")
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -54,8 +55,10 @@ type Proxy struct {
 	buffers   bufpool.Pool // the upstream hop's copy buffers
 	hsURL     *url.URL
 	decisions *decisionLog
-	metrics   *metrics
-	discovery *discovery
+	// decisionFile is the decision log file the proxy opened; Run closes it at the end.
+	decisionFile io.Closer
+	metrics      *metrics
+	discovery    *discovery
 	// listFresh mirrors whether the policy currently holds a fresh list.
 	listFresh atomic.Bool
 	// peerList is the verified list the policy holds, for resolving a peer's Telematik-ID.

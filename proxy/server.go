@@ -32,7 +32,7 @@ import (
 // Deps are what New needs beyond the configuration; zero values get production defaults.
 type Deps struct {
 	Log *slog.Logger
-	// DecisionLog receives one JSON line per decision (nil: per cfg.Log.DecisionLog).
+	// DecisionLog receives one JSON line per decision, each written at once (nil: per cfg.Log.DecisionLog).
 	DecisionLog io.Writer
 	Now         func() time.Time
 	// ListSource overrides the configured federation-list source (tests).
@@ -51,17 +51,21 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Proxy, error) {
 	if p.now == nil {
 		p.now = time.Now
 	}
+	delay := decisionLogDelay
+	if cfg.Log.DecisionLogSync {
+		delay = 0
+	}
 	switch {
 	case deps.DecisionLog != nil:
 		p.decisions = &decisionLog{w: deps.DecisionLog}
 	case cfg.Log.DecisionLog == "-":
-		p.decisions = &decisionLog{w: os.Stdout}
+		p.decisions = &decisionLog{w: os.Stdout, delay: delay}
 	case cfg.Log.DecisionLog != "":
 		f, err := os.OpenFile(cfg.Log.DecisionLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 		if err != nil {
 			return nil, fmt.Errorf("log.decision_log: %w", err)
 		}
-		p.decisions = &decisionLog{w: f}
+		p.decisions, p.decisionFile = &decisionLog{w: f, delay: delay}, f
 	}
 
 	var err error
@@ -340,6 +344,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		cancel()
 	}
 	wg.Wait()
+	p.decisions.close(p.decisionFile)
 	return runErr
 }
 

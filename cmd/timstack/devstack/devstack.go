@@ -247,7 +247,8 @@ func (s *Stack) prepareNode(spec NodeConfig) (*Node, error) {
 			Source: "regservice", URL: s.RegistrationURL + "/backend/federation",
 			TrustDir: s.pki.kompTrustDir, OCSP: "off", AllowTestTrust: true,
 		},
-		Log: proxy.LogConfig{DecisionLog: filepath.Join(dir, "decisions.log")},
+		// The walkthrough reads the log right after a refusal (LastDenial), so lines go out at once.
+		Log: proxy.LogConfig{DecisionLog: filepath.Join(dir, "decisions.log"), DecisionLogSync: true},
 	}
 	cfg.FederationList.Keeper.CacheDir = filepath.Join(dir, "flist-cache")
 	cfg.FederationList.Keeper.RefreshInterval = 30 * time.Second
