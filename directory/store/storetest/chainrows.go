@@ -3,9 +3,11 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/timstack/timstack/directory/index"
 	"github.com/timstack/timstack/directory/store"
 )
@@ -252,4 +254,34 @@ func ChainRowsData() []index.Resource {
 	rs = append(rs, practitioner("p-off", "anna", false), role("r-off", "p-off"), role("r-dangling", "nobody"),
 		res(index.HealthcareService, "h", ref("organization", index.Organization, "org-3-1")))
 	return rs
+}
+
+// MigrationRefillsChainRows is the engines' shared check of their chain-rows migration: the rows the store
+// kept while writing ChainRowsData (read by rows, with ChainRowsQuery) are deleted together with the
+// migration's record (version), the store is reopened (which migrates again), and the migration must have
+// filled exactly the rows that were kept. exec runs a statement on the engine's own connection.
+func MigrationRefillsChainRows(t *testing.T, version int, rows func() [][]string, exec func(query string) error, reopen func() error) {
+	t.Helper()
+	kept := rows()
+	if len(kept) < 100 {
+		t.Fatalf("only %d chain rows after the writes", len(kept))
+	}
+	for _, q := range []string{
+		`DELETE FROM idx_string WHERE param LIKE '%.%'`,
+		`DELETE FROM idx_token WHERE param LIKE '%.%'`,
+		`DELETE FROM schema_migrations WHERE version = ` + strconv.Itoa(version),
+	} {
+		if err := exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(rows()); n != 0 {
+		t.Fatalf("%d chain rows left", n)
+	}
+	if err := reopen(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(kept, rows()); diff != "" {
+		t.Errorf("chain rows filled by the migration differ from the kept ones (-kept +migrated):\n%s", diff)
+	}
 }
