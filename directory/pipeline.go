@@ -3,6 +3,7 @@ package directory
 import (
 	"context"
 	"fmt"
+	"sync"
 )
 
 // Pipeline stores batches of documents in order while the caller prepares the next one: Add parses,
@@ -18,6 +19,7 @@ type Pipeline struct {
 	failed  chan struct{} // closed after err is set
 	err     error         // of the storing goroutine; read only after failed or done is closed
 	stored  func(n int)
+	closing sync.Once
 }
 
 // NewPipeline starts a pipeline on w. stored, when not nil, is called on the storing goroutine after
@@ -71,9 +73,10 @@ func (p *Pipeline) Add(docs [][]byte) error {
 	}
 }
 
-// Close waits until every queued batch is stored and returns the first storing error.
+// Close waits until every queued batch is stored and returns the first storing error. Later calls return
+// the same error, so a deferred Close may follow an explicit one.
 func (p *Pipeline) Close() error {
-	close(p.batches)
+	p.closing.Do(func() { close(p.batches) })
 	<-p.done
 	return p.err
 }

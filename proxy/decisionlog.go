@@ -40,10 +40,9 @@ type decisionEvent struct {
 type decisionLog struct {
 	mu      sync.Mutex
 	w       io.Writer
-	delay   time.Duration // 0: every line is written at once
+	delay   time.Duration // 0: every line is written at once (also after close)
 	pending []byte
 	armed   bool // a flush is scheduled
-	closed  bool
 }
 
 // decisionLogDelay is how long a decision line may wait for others; decisionLogBuffer is what makes it go
@@ -62,7 +61,7 @@ func (d *decisionLog) write(ev *decisionEvent) {
 	b = append(b, '\n')
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.delay <= 0 || d.closed {
+	if d.delay <= 0 {
 		_, _ = d.w.Write(b)
 		return
 	}
@@ -101,7 +100,7 @@ func (d *decisionLog) close(owned io.Closer) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.flushLocked()
-	d.closed = true
+	d.delay = 0
 	if owned != nil {
 		_ = owned.Close()
 	}

@@ -472,10 +472,8 @@ func TestEPADecisions(t *testing.T) {
 	if status != 200 || len(body["results"].([]any)) != 0 {
 		t.Fatalf("user directory: %d %v, want 200 with no results", status, body)
 	}
-	for _, r := range env.up.Requests() {
-		if strings.Contains(r.RequestURI, "user_directory") {
-			t.Fatal("the user directory search reached the homeserver")
-		}
+	if env.up.Saw("user_directory") {
+		t.Fatal("the user directory search reached the homeserver")
 	}
 }
 
@@ -722,14 +720,7 @@ func TestLongPollOfAClientThatWentAwayEndsAtTheHomeserver(t *testing.T) {
 		"Authorization: Bearer tok-alice\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the long-poll to reach the homeserver", func() bool {
-		for _, r := range env.up.Requests() {
-			if strings.Contains(r.RequestURI, "/sync") {
-				return true
-			}
-		}
-		return false
-	})
+	waitFor(t, "the long-poll to reach the homeserver", func() bool { return env.up.Saw("/sync") })
 	if n := env.up.HeldLongPollsEnded(); n != 0 {
 		t.Fatalf("%d long-polls ended before the client went away", n)
 	}
@@ -760,14 +751,7 @@ func TestClientGivingUpIsNotAnUpstreamError(t *testing.T) {
 		}
 		errc <- err
 	}()
-	waitFor(t, "the sync to reach the homeserver", func() bool {
-		for _, r := range env.up.Requests() {
-			if strings.Contains(r.RequestURI, "/sync") {
-				return true
-			}
-		}
-		return false
-	})
+	waitFor(t, "the sync to reach the homeserver", func() bool { return env.up.Saw("/sync") })
 	cancel()
 	if err := <-errc; err == nil {
 		t.Fatal("the cancelled request got an answer")

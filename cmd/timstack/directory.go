@@ -413,12 +413,7 @@ func importFile(ctx context.Context, w *directory.Writer, path string, batchSize
 		committed.Store(int64(done))
 		progress(done)
 	})
-	closed := false
-	defer func() {
-		if !closed {
-			_ = pipe.Close()
-		}
-	}()
+	defer pipe.Close() // stops the storing goroutine on every early return
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -434,7 +429,6 @@ func importFile(ctx context.Context, w *directory.Writer, path string, batchSize
 		if err := flush(); err != nil {
 			return int(committed.Load()), err
 		}
-		closed = true
 		if err := pipe.Close(); err != nil {
 			return int(committed.Load()), err
 		}

@@ -60,6 +60,18 @@ func (u *Upstream) AddUser(token, userID string) {
 	u.tokens[token] = userID
 }
 
+// Saw reports whether a forwarded request whose RequestURI contains part reached the upstream.
+func (u *Upstream) Saw(part string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, r := range u.requests {
+		if strings.Contains(r.RequestURI, part) {
+			return true
+		}
+	}
+	return false
+}
+
 // HoldLongPolls makes every /sync with a non-zero timeout wait until the proxy closes its connection, as
 // a homeserver with nothing new to say would until the timeout.
 func (u *Upstream) HoldLongPolls() {
