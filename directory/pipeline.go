@@ -7,7 +7,8 @@ import (
 )
 
 // Pipeline stores batches of documents in order while the caller prepares the next one: Add parses,
-// validates and indexes a batch (PrepareBatch, on the caller's goroutine) and hands it to one storing
+// validates and indexes a batch and reads the stored resources it links to (PrepareBatch and Prefetch, on
+// the caller's goroutine) and hands it to one storing
 // goroutine (PutPrepared), so the client-side CPU of batch k+1 overlaps the database's work on batch k.
 // Batches that reference each other stay correct: batch k is committed before batch k+1 is stored, and
 // PutPrepared reads linked resources from the store only when it stores.
@@ -63,6 +64,9 @@ func (p *Pipeline) Add(docs [][]byte) error {
 	}
 	b, err := p.w.PrepareBatch(docs)
 	if err != nil {
+		return err
+	}
+	if err := p.w.Prefetch(p.ctx, b); err != nil {
 		return err
 	}
 	select {

@@ -111,3 +111,64 @@ func TestPreparedBatchIsStoredLikePutAndOnlyOnce(t *testing.T) {
 		t.Errorf("versionId = %d after storing the batch once, want 1", r.VersionID)
 	}
 }
+
+// Prefetch reads the stored resources a batch's roles link to ahead of PutPrepared; a resource changed
+// in between must give the role the words of its stored version, as without Prefetch.
+func TestPrefetchedLinkedResourcesAreReadAgainWhenChanged(t *testing.T) {
+	ctx := context.Background()
+	const tag = `"meta":{"tag":[{"system":"https://gematik.de/fhir/directory/CodeSystem/Origin","code":"owner"}]}`
+	prac := func(family string) []byte {
+		return []byte(`{"resourceType":"Practitioner","id":"pr-prefetch",` + tag + `,"active":true,` +
+			`"identifier":[{"system":"https://gematik.de/fhir/sid/telematik-id","value":"1-1arvtst-prefetch1"}],` +
+			`"name":[{"text":"Anna ` + family + `","family":"` + family + `","given":["Anna"]}]}`)
+	}
+	role := []byte(`{"resourceType":"PractitionerRole","id":"role-prefetch",` + tag + `,` +
+		`"practitioner":{"reference":"Practitioner/pr-prefetch"}}`)
+	for _, tc := range []struct {
+		name       string
+		changeTo   string // family name written between Prefetch and PutPrepared; "" = none
+		want, gone string
+	}{
+		{"an unchanged practitioner's prefetched words are used", "", "zwischenahn", ""},
+		{"a practitioner changed after the prefetch gives its new words", "tegernsee", "tegernsee", "zwischenahn"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			w := &directory.Writer{Store: st}
+			if _, err := w.Put(ctx, [][]byte{prac("Zwischenahn")}); err != nil {
+				t.Fatal(err)
+			}
+			b, err := w.PrepareBatch([][]byte{role})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Prefetch(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			if tc.changeTo != "" {
+				if _, err := w.Put(ctx, [][]byte{prac(tc.changeTo)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := w.PutPrepared(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			for word, wantTotal := range map[string]int{tc.want: 1, tc.gone: 0} {
+				if word == "" {
+					continue
+				}
+				res, err := st.Search(ctx, index.Query{Type: index.PractitionerRole, Limit: 10, Total: true, Where: index.Text{Words: []string{word}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Total != wantTotal {
+					t.Errorf("_text %q matches %d roles, want %d", word, res.Total, wantTotal)
+				}
+			}
+		})
+	}
+}
