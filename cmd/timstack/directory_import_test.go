@@ -163,3 +163,22 @@ func TestDirectoryImportBulkNeedsPostgreSQL(t *testing.T) {
 		t.Fatalf("exit %d, %s", code, stderr)
 	}
 }
+
+func TestMayBeBundle(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		doc  string
+		want bool
+	}{
+		{"a Bundle", `{"resourceType":"Bundle","entry":[]}`, true},
+		{"a resource that names no Bundle", `{"resourceType":"Practitioner","id":"p"}`, false},
+		{"a resourceType spelt with an escape may be one", `{"resourceType":"\u0042undle"}`, true},
+		{"a resource with the word in a value is decoded to make sure", `{"resourceType":"Organization","name":"Bundle GmbH"}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := mayBeBundle([]byte(tc.doc)); got != tc.want {
+				t.Errorf("mayBeBundle(%s) = %v, want %v", tc.doc, got, tc.want)
+			}
+		})
+	}
+}

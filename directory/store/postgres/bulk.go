@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,6 +20,10 @@ import (
 // migrations add.
 const bulkLoadKey = "store.postgres.bulk-load"
 
+// bulkAutovacuumKey lists, while a bulk load runs, the index tables it turned autovacuum off for (those
+// without an autovacuum_enabled setting of their own); EndBulkLoad resets them.
+const bulkAutovacuumKey = bulkLoadKey + ".autovacuum"
+
 // ErrNotEmpty is returned (wrapped) by BeginBulkLoad when the store already holds resources.
 var ErrNotEmpty = errors.New("store is not empty")
 
@@ -26,7 +31,8 @@ var ErrNotEmpty = errors.New("store is not empty")
 // id order, cheap, and what replacing or deleting a resource needs) and both reference indexes (the
 // writer looks up, per batch, which stored roles and services link to new Practitioners, Organizations
 // and Locations, to rebuild their _text rows). The value indexes (token, string, text, date, geo, number)
-// are what makes loading slow: each index row is a random B-tree insert.
+// are what makes loading slow: each index row is a random B-tree insert. (Dropping the (type, id) indexes
+// too took 8 % off the load of the full data set, but building them afterwards cost 2.5 times that.)
 func bulkKeep(name string) bool {
 	return strings.HasSuffix(name, "_resource") || strings.HasPrefix(name, "idx_reference_")
 }
@@ -93,7 +99,34 @@ ORDER BY 1`)
 				return err
 			}
 		}
-		return nil
+		// Autovacuum would analyse the growing index tables again and again and, as they only grow,
+		// vacuum them whole at every fifth more rows (autovacuum_vacuum_insert_scale_factor): 8 % of the
+		// machine's CPU during a load of the tenth data set. EndBulkLoad analyses once at the end and turns
+		// it back on. Not for the tables the writer reads during the load (resources by id, the reference
+		// rows of new targets): without statistics the planner took 1,000 ids for a large part of the
+		// table and read all 700k Locations per batch instead of probing the primary key.
+		rows, err = tx.Query(ctx, `SELECT relname FROM pg_class
+WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' AND relname LIKE 'idx\_%' AND relname <> 'idx_reference'
+  AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(reloptions, '{}')) o WHERE o LIKE 'autovacuum\_enabled=%')
+ORDER BY 1`)
+		if err != nil {
+			return err
+		}
+		tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, t := range tables {
+			if _, err := tx.Exec(ctx, `ALTER TABLE `+pgx.Identifier{t}.Sanitize()+` SET (autovacuum_enabled = false)`); err != nil {
+				return err
+			}
+		}
+		list, err := json.Marshal(tables)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO kv (key, value) VALUES ($1, $2)`, bulkAutovacuumKey, list)
+		return err
 	})
 	if err != nil {
 		return wrap(err)
@@ -102,14 +135,14 @@ ORDER BY 1`)
 	return nil
 }
 
-// indexBuilders is the number of indexes EndBulkLoad builds at a time, each on its own connection (with
-// PostgreSQL's parallel workers too). On the 2-core benchmark machine two at a time took 12.4 s instead
-// of 14.5 s for the tenth data set: a build's phases that wait for writing leave the other the CPU.
-const indexBuilders = 2
+// indexMemory is the maintenance_work_mem of EndBulkLoad's connections (session settings only). Index
+// builds sort whole tables; at full scale 2 GB instead of 512 MB made no difference (42 s and 41 s for the
+// token index), so the smaller value stays.
+const indexMemory = "512MB"
 
 // buildIndexes creates the indexes defs (pg_get_indexdef texts) with IF NOT EXISTS, largest table first,
-// indexBuilders at a time; conn is one of the connections.
-func (s *Store) buildIndexes(ctx context.Context, conn *pgxpool.Conn, defs []string) error {
+// one at a time on each of conns (with PostgreSQL's parallel workers too). report is called after each.
+func buildIndexes(ctx context.Context, conns []*pgxpool.Conn, defs []string, report func(string, time.Duration)) error {
 	type build struct {
 		stmt string
 		size int64
@@ -122,10 +155,8 @@ func (s *Store) buildIndexes(ctx context.Context, conn *pgxpool.Conn, defs []str
 		if !ok {
 			return fmt.Errorf("store: postgres: bulk load: unexpected index definition %q", def)
 		}
-		_, rest, _ := strings.Cut(stmt, " ON ")
-		table, _, _ := strings.Cut(rest, " ")
 		var size int64
-		if err := conn.QueryRow(ctx, `SELECT coalesce(pg_relation_size(to_regclass($1)), 0)`, strings.TrimPrefix(table, "ONLY ")).Scan(&size); err != nil {
+		if err := conns[0].QueryRow(ctx, `SELECT coalesce(pg_relation_size(to_regclass($1)), 0)`, indexTable(def)).Scan(&size); err != nil {
 			return wrap(err)
 		}
 		builds = append(builds, build{"CREATE INDEX IF NOT EXISTS " + stmt, size})
@@ -138,41 +169,43 @@ func (s *Store) buildIndexes(ctx context.Context, conn *pgxpool.Conn, defs []str
 	close(queue)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, indexBuilders)
+	errs := make(chan error, len(conns))
 	var wg sync.WaitGroup
-	for i := 0; i < indexBuilders; i++ {
-		c := conn
-		if i > 0 {
-			var err error
-			if c, err = s.pool.Acquire(ctx); err != nil {
-				return wrap(err)
-			}
-			if _, err := c.Exec(ctx, `SET maintenance_work_mem = '512MB'`); err != nil {
-				c.Release()
-				return wrap(err)
-			}
-		}
+	for _, c := range conns {
 		wg.Add(1)
-		go func(c *pgxpool.Conn, own bool) {
+		go func(c *pgxpool.Conn) {
 			defer wg.Done()
-			if own {
-				defer func() {
-					_, _ = c.Exec(context.Background(), `RESET maintenance_work_mem`)
-					c.Release()
-				}()
-			}
 			for stmt := range queue {
+				t0 := time.Now()
 				if _, err := c.Exec(ctx, stmt); err != nil {
 					errs <- wrap(fmt.Errorf("bulk load: recreate index: %w", err))
 					cancel()
 					return
 				}
+				name, _, _ := strings.Cut(strings.TrimPrefix(stmt, "CREATE INDEX IF NOT EXISTS "), " ")
+				report("index "+name, time.Since(t0))
 			}
-		}(c, i > 0)
+		}(c)
 	}
 	wg.Wait()
 	close(errs)
 	return <-errs // nil when closed empty
+}
+
+// indexTable returns the table (as written, maybe schema-qualified) of a pg_get_indexdef text.
+func indexTable(def string) string {
+	_, rest, _ := strings.Cut(def, " ON ")
+	table, _, _ := strings.Cut(strings.TrimPrefix(rest, "ONLY "), " ")
+	return table
+}
+
+// onChainRowTables reports whether an index (pg_get_indexdef) is on a table the chain rows are written to.
+func onChainRowTables(def string) bool {
+	t := indexTable(def)
+	if _, name, ok := strings.Cut(t, "."); ok {
+		t = name
+	}
+	return t == "idx_string" || t == "idx_token"
 }
 
 // inBulk reports whether the store is in a bulk load. Only a store that was (BeginBulkLoad, or Open
@@ -197,6 +230,25 @@ func (s *Store) inBulk(ctx context.Context, db interface {
 // over the loaded rows), refreshes the planner statistics and clears the mark. Without an unfinished bulk
 // load it does nothing. It is safe to run again after an interruption.
 func (s *Store) EndBulkLoad(ctx context.Context) error {
+	return s.EndBulkLoadTimed(ctx, nil)
+}
+
+// EndBulkLoadTimed is EndBulkLoad reporting the duration of each of its phases (chain rows, each index
+// build, statistics) to report, when not nil, as they finish (one call at a time).
+func (s *Store) EndBulkLoadTimed(ctx context.Context, report func(phase string, took time.Duration)) error {
+	var reporting sync.Mutex // phases overlap: one call at a time
+	timed := func(phase string, took time.Duration) {
+		if report != nil {
+			reporting.Lock()
+			report(phase, took)
+			reporting.Unlock()
+		}
+	}
+	lap := time.Now()
+	done := func(phase string) {
+		timed(phase, time.Since(lap))
+		lap = time.Now()
+	}
 	v, err := s.GetKV(ctx, bulkLoadKey)
 	if errors.Is(err, core.ErrNotFound) {
 		return nil
@@ -208,40 +260,96 @@ func (s *Store) EndBulkLoad(ctx context.Context) error {
 	if err := json.Unmarshal(v, &defs); err != nil {
 		return fmt.Errorf("store: postgres: bulk load mark: %w", err)
 	}
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return wrap(err)
-	}
-	defer conn.Release()
-	// Index builds sort the whole table; more memory means fewer merge passes (session setting only).
-	if _, err := conn.Exec(ctx, `SET maintenance_work_mem = '512MB'`); err != nil {
-		return wrap(err)
-	}
-	defer func() { _, _ = conn.Exec(context.Background(), `RESET maintenance_work_mem`) }()
-	// The chain rows, all at once (writes in a bulk load leave them out), before the value indexes, so
-	// they are built over them once. Rerun after an interruption, it recomputes them. The joins read whole
-	// tables: the planner needs their statistics first (otherwise it nested-loops over seq scans: 9
-	// minutes at a tenth of full scale instead of seconds).
-	if _, err := conn.Exec(ctx, `ANALYZE idx_reference, idx_string, idx_token`); err != nil {
-		return wrap(err)
-	}
-	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		for _, st := range core.RebuildChainRows(core.Postgres) {
-			if _, err := tx.Exec(ctx, st.SQL(), st.Args...); err != nil {
-				return err
-			}
+	// Two connections: the statements of each use a core (and parallel workers), and on two cores two
+	// builds at a time took 12.4 s instead of 14.5 s for the tenth data set.
+	conns := make([]*pgxpool.Conn, 2)
+	for i := range conns {
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return wrap(err)
 		}
-		return nil
-	}); err != nil {
-		return wrap(fmt.Errorf("bulk load: chain rows: %w", err))
+		defer c.Release()
+		if _, err := c.Exec(ctx, `SET maintenance_work_mem = '`+indexMemory+`'`); err != nil {
+			return wrap(err)
+		}
+		defer func() { _, _ = c.Exec(context.Background(), `RESET maintenance_work_mem`) }()
+		conns[i] = c
 	}
-	if err := s.buildIndexes(ctx, conn, defs); err != nil {
+	conn := conns[0]
+	var chainDefs, otherDefs []string
+	for _, def := range defs {
+		if onChainRowTables(def) {
+			chainDefs = append(chainDefs, def)
+		} else {
+			otherDefs = append(otherDefs, def)
+		}
+	}
+	// The indexes of the tables the chain rows do not touch are built on the second connection while the
+	// first computes the chain rows (one statement at a time, one core: 34 s at full scale).
+	otherCtx, cancelOther := context.WithCancel(ctx)
+	defer cancelOther()
+	otherErr := make(chan error, 1)
+	go func() { otherErr <- buildIndexes(otherCtx, conns[1:], otherDefs, timed) }()
+	// The chain rows, all at once (writes in a bulk load leave them out), before the value indexes of
+	// their tables, so those are built over them once. Rerun after an interruption, it recomputes them.
+	// The joins read whole tables: the planner needs their statistics first (otherwise it nested-loops
+	// over seq scans: 9 minutes at a tenth of full scale instead of seconds).
+	chainErr := func() error {
+		if _, err := conn.Exec(ctx, `ANALYZE idx_reference, idx_string, idx_token`); err != nil {
+			return wrap(err)
+		}
+		done("analyze-chain-inputs")
+		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			for _, st := range core.RebuildChainRows(core.Postgres) {
+				if _, err := tx.Exec(ctx, st.SQL(), st.Args...); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return wrap(fmt.Errorf("bulk load: chain rows: %w", err))
+		}
+		done("chain-rows")
+		return nil
+	}()
+	if chainErr != nil {
+		cancelOther()
+		<-otherErr
+		return chainErr
+	}
+	if err := <-otherErr; err != nil {
 		return err
 	}
+	done("other-indexes-wait")
+	if err := buildIndexes(ctx, conns, chainDefs, timed); err != nil {
+		return err
+	}
+	done("indexes")
 	if _, err := conn.Exec(ctx, `ANALYZE`); err != nil {
 		return wrap(err)
 	}
-	if _, err = conn.Exec(ctx, `DELETE FROM kv WHERE key = $1`, bulkLoadKey); err != nil {
+	done("analyze")
+	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		var tables []string
+		var list []byte
+		err := tx.QueryRow(ctx, `SELECT value FROM kv WHERE key = $1`, bulkAutovacuumKey).Scan(&list)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows): // a load begun before autovacuum was turned off
+		case err != nil:
+			return err
+		default:
+			if err := json.Unmarshal(list, &tables); err != nil {
+				return fmt.Errorf("bulk load: autovacuum mark: %w", err)
+			}
+		}
+		for _, t := range tables {
+			if _, err := tx.Exec(ctx, `ALTER TABLE `+pgx.Identifier{t}.Sanitize()+` RESET (autovacuum_enabled)`); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM kv WHERE key = $1 OR key = $2`, bulkLoadKey, bulkAutovacuumKey)
+		return err
+	}); err != nil {
 		return wrap(err)
 	}
 	s.bulk.Store(false)

@@ -43,6 +43,32 @@ func indexDefs(t *testing.T, dsn string) []string {
 	return defs
 }
 
+// autovacuumOptions lists the tables of the database dsn names with their autovacuum_enabled setting
+// ("" when they have none).
+func autovacuumOptions(t *testing.T, dsn string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT relname, coalesce((SELECT o FROM unnest(reloptions) o WHERE o LIKE 'autovacuum_enabled=%'), '')
+FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	var name, opt string
+	if _, err := pgx.ForEachRow(rows, []any{&name, &opt}, func() error {
+		out[name] = opt
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // The conformance suite run against stores in an unfinished bulk load: without the value indexes every
 // search must still give the same answers, only slower.
 func TestConformanceDuringBulkLoad(t *testing.T) {
@@ -105,6 +131,39 @@ func TestBulkLoad(t *testing.T) {
 		}
 		if err := s.EndBulkLoad(ctx); err != nil {
 			t.Errorf("a second EndBulkLoad: %v", err)
+		}
+	})
+
+	t.Run("a load turns autovacuum off for the index tables it does not read and its end turns it back on", func(t *testing.T) {
+		dsn := pg.DSN(t)
+		s := openPG(t, dsn)
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		// an operator's own setting is left alone
+		if _, err := conn.Exec(ctx, `ALTER TABLE idx_geo SET (autovacuum_enabled = true)`); err != nil {
+			t.Fatal(err)
+		}
+		before := autovacuumOptions(t, dsn)
+		if err := s.BeginBulkLoad(ctx); err != nil {
+			t.Fatal(err)
+		}
+		during := autovacuumOptions(t, dsn)
+		for table, want := range map[string]string{
+			"idx_token": "autovacuum_enabled=false", "idx_string": "autovacuum_enabled=false",
+			"idx_geo": "autovacuum_enabled=true", "idx_reference": "", "resources": "",
+		} {
+			if during[table] != want {
+				t.Errorf("during the load %s has %q, want %q", table, during[table], want)
+			}
+		}
+		if err := s.EndBulkLoad(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(before, autovacuumOptions(t, dsn)); diff != "" {
+			t.Errorf("autovacuum settings after the load differ (-before +after):\n%s", diff)
 		}
 	})
 

@@ -3,10 +3,13 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -253,11 +256,13 @@ func insertRows(ctx context.Context, tx pgx.Tx, tabs *[core.NumTables][][]any) e
 		total += len(rows)
 	}
 	if total >= copyThreshold {
+		var buf []byte
 		for i, t := range tables {
 			if len(tabs[i]) == 0 {
 				continue
 			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.Name}, t.Columns, pgx.CopyFromRows(tabs[i])); err != nil {
+			var err error
+			if buf, err = copyRows(ctx, tx, t, tabs[i], buf[:0]); err != nil {
 				return err
 			}
 		}
@@ -290,6 +295,43 @@ func insertRows(ctx context.Context, tx pgx.Tx, tabs *[core.NumTables][][]any) e
 		return nil
 	}
 	return tx.SendBatch(ctx, &b).Close()
+}
+
+// copyRows writes rows (Encode's values: string, int64, float64) into t with one COPY in PostgreSQL's
+// binary format, encoded here into buf: pgx's CopyFrom looks up an encode plan for every value, a tenth of
+// an import's CPU on the goroutine that stores. It returns buf for reuse.
+func copyRows(ctx context.Context, tx pgx.Tx, t core.Table, rows [][]any, buf []byte) ([]byte, error) {
+	buf = append(buf, "PGCOPY\n\xff\r\n\x00"...)
+	buf = binary.BigEndian.AppendUint32(buf, 0) // flags
+	buf = binary.BigEndian.AppendUint32(buf, 0) // header extension length
+	for _, row := range rows {
+		buf = binary.BigEndian.AppendUint16(buf, uint16(len(row)))
+		for _, v := range row {
+			switch v := v.(type) {
+			case string:
+				buf = binary.BigEndian.AppendUint32(buf, uint32(len(v)))
+				buf = append(buf, v...)
+			case int64:
+				buf = binary.BigEndian.AppendUint32(buf, 8)
+				buf = binary.BigEndian.AppendUint64(buf, uint64(v))
+			case float64:
+				buf = binary.BigEndian.AppendUint32(buf, 8)
+				buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(v))
+			default:
+				return buf, fmt.Errorf("copy %s: value of type %T", t.Name, v)
+			}
+		}
+	}
+	buf = binary.BigEndian.AppendUint16(buf, 0xffff) // end of data
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = pgx.Identifier{c}.Sanitize()
+	}
+	sql := "COPY " + pgx.Identifier{t.Name}.Sanitize() + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)"
+	if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), sql); err != nil {
+		return buf, err
+	}
+	return buf, nil
 }
 
 func nonNil(b []byte) []byte {
