@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,6 +21,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/timstack/timstack/policy/internal/wasm"
 )
 
 //go:embed rego/*.rego
@@ -34,6 +37,12 @@ const decisionQuery = "allow := data.tim.decision.allow; reasons := data.tim.dec
 // decision.rego has no obligations for them and its allow is "no reasons", so reading reasons alone gives the
 // same decision for less (BenchmarkQueryShape). TestTransportQueryAgrees holds the two to the same answer.
 const transportQuery = "reasons := data.tim.decision.reasons"
+
+// The wasm entrypoints matching decisionQuery and transportQuery: the decision as one value, and its reasons.
+const (
+	wasmDecisionEntrypoint  = "tim/decision/result"
+	wasmTransportEntrypoint = "tim/decision/reasons"
+)
 
 // Federation list statuses. Anything but StatusFresh blocks every action that involves another domain.
 const (
@@ -71,10 +80,14 @@ type Engine struct {
 	embedded []moduleSource
 
 	state atomic.Pointer[state]
+	// inputBuffers lends *[]byte buffers for the wasm evaluator's JSON input.
+	inputBuffers sync.Pool
 
 	// mu serialises the builders (SetFederation, operator reloads) and guards the fields below.
 	mu          sync.Mutex
 	compiler    *ast.Compiler // last good compiled set, nil when there is none
+	wasm        *wasm.Policy  // the same set compiled to wasm; nil when Config.Evaluator is topdown or it failed
+	wasmErr     error         // why the last good set runs on topdown although wasm was asked for
 	modulesHash string
 	fed         Federation
 	fedValue    ast.Value
@@ -89,6 +102,11 @@ type state struct {
 	// transport evaluates transportQuery; it serves ActionFederationInbound and ActionFederationOutbound.
 	transport rego.PreparedEvalQuery
 	ok        bool // false: no valid module set, every decision is a deny with policy_error
+	// wasm, when set, evaluates instead of query and transport (same modules, same data); the prepared
+	// queries stay as the fallback for a wasm policy closed under a long-running evaluation.
+	wasm                        *wasm.Policy
+	wasmData                    *wasm.Data
+	wasmDecision, wasmTransport int32
 	// operators is true when operator modules are part of the set.
 	operators bool
 	revision  string
@@ -258,6 +276,19 @@ func (e *Engine) publishLocked(ctx context.Context) error {
 		}
 		st.query, st.transport, st.ok = q, tq, true
 		st.operators = len(e.opLoaded) > 0
+		if e.wasm != nil {
+			native, err := ast.JSON(root)
+			if err != nil {
+				return fmt.Errorf("data for wasm: %w", err)
+			}
+			doc, err := json.Marshal(native)
+			if err != nil {
+				return fmt.Errorf("data for wasm: %w", err)
+			}
+			st.wasm, st.wasmData = e.wasm, e.wasm.NewData(ctx, doc)
+			st.wasmDecision, _ = e.wasm.Entrypoint(wasmDecisionEntrypoint)
+			st.wasmTransport, _ = e.wasm.Entrypoint(wasmTransportEntrypoint)
+		}
 	} else {
 		st.revision = "none-" + strconv.FormatInt(e.fed.Version, 10)
 	}
@@ -321,6 +352,20 @@ func (e *Engine) SetFederation(f Federation) {
 	}
 }
 
+// Evaluator names the evaluator in force: EvaluatorWasm, or EvaluatorTopdown when configured so or when the
+// wasm target could not compile the module set (logged at the time). Empty while no valid set is loaded.
+func (e *Engine) Evaluator() string {
+	st := e.state.Load()
+	switch {
+	case !st.ok:
+		return ""
+	case st.wasm != nil:
+		return EvaluatorWasm
+	default:
+		return EvaluatorTopdown
+	}
+}
+
 // Revision identifies the module set and federation list version decisions are made with.
 func (e *Engine) Revision() string { return e.state.Load().revision }
 
@@ -371,8 +416,31 @@ func (e *Engine) Eval(ctx context.Context, in *Input) (dec Decision, err error) 
 			dec, err = policyError(st.revision), fmt.Errorf("policy: evaluation panicked: %v", r)
 		}
 	}()
+	transport := in.Action == ActionFederationInbound || in.Action == ActionFederationOutbound
+	if st.wasm != nil {
+		dec, err = e.decideWasm(ctx, st, in, transport)
+		if errors.Is(err, wasm.ErrClosed) {
+			// The module set was replaced while this evaluation waited; the prepared queries decide the same.
+			dec, err = decideTopdown(ctx, st, in, transport)
+		}
+	} else {
+		dec, err = decideTopdown(ctx, st, in, transport)
+	}
+	if err != nil {
+		return policyError(st.revision), err
+	}
+	dec.Revision = st.revision
+	if cacheable {
+		st.cache.put(key, dec)
+		dec.Reasons = slices.Clone(dec.Reasons)
+	}
+	return dec, nil
+}
+
+// decideTopdown evaluates with OPA's rego package.
+func decideTopdown(ctx context.Context, st *state, in *Input, transport bool) (Decision, error) {
 	// No metrics: nobody reads them, and their timers are a measurable share of a federation check.
-	q, transport := st.query, in.Action == ActionFederationInbound || in.Action == ActionFederationOutbound
+	q := st.query
 	if transport {
 		q = st.transport
 	}
@@ -385,16 +453,65 @@ func (e *Engine) Eval(ctx context.Context, in *Input) (dec Decision, err error) 
 	}
 	rs, err := q.Eval(ctx, opts...)
 	if err != nil {
-		return policyError(st.revision), fmt.Errorf("policy: eval %s: %w", in.Action, err)
+		return Decision{}, fmt.Errorf("policy: eval %s: %w", in.Action, err)
 	}
-	dec, err = decisionFromResult(rs, transport)
+	dec, err := decisionFromResult(rs, transport)
 	if err != nil {
-		return policyError(st.revision), fmt.Errorf("policy: %s: %w", in.Action, err)
+		return Decision{}, fmt.Errorf("policy: %s: %w", in.Action, err)
 	}
-	dec.Revision = st.revision
-	if cacheable {
-		st.cache.put(key, dec)
-		dec.Reasons = slices.Clone(dec.Reasons)
+	return dec, nil
+}
+
+// decideWasm evaluates the same modules compiled to wasm. The input travels as the JSON encoding of Input
+// (appendInputJSON; inputValue builds the same shape for topdown); the result comes back as OPA's result set
+// in JSON and goes through the same checks as topdown's.
+func (e *Engine) decideWasm(ctx context.Context, st *state, in *Input, transport bool) (Decision, error) {
+	buf, _ := e.inputBuffers.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	*buf = appendInputJSON((*buf)[:0], in)
+	entrypoint := st.wasmDecision
+	if transport {
+		entrypoint = st.wasmTransport
+	}
+	out, err := st.wasm.Eval(ctx, entrypoint, st.wasmData, *buf)
+	e.inputBuffers.Put(buf)
+	if err != nil {
+		return Decision{}, fmt.Errorf("policy: eval %s: %w", in.Action, err)
+	}
+	var rs rego.ResultSet
+	if transport {
+		var results []struct {
+			Result any `json:"result"`
+		}
+		if err := json.Unmarshal(out, &results); err != nil {
+			return Decision{}, fmt.Errorf("policy: %s: result: %w", in.Action, err)
+		}
+		if len(results) == 1 {
+			rs = rego.ResultSet{{Bindings: rego.Vars{"reasons": results[0].Result}}}
+		}
+	} else {
+		// The outer shape is fixed by the ABI and decision.rego's result rule; the three values stay untyped
+		// so that decisionFromResult applies the same checks as to topdown's bindings.
+		var results []struct {
+			Result struct {
+				Allow       any `json:"allow"`
+				Reasons     any `json:"reasons"`
+				Obligations any `json:"obligations"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal(out, &results); err != nil {
+			return Decision{}, fmt.Errorf("policy: %s: result: %w", in.Action, err)
+		}
+		if len(results) == 1 {
+			r := results[0].Result
+			rs = rego.ResultSet{{Bindings: rego.Vars{"allow": r.Allow, "reasons": r.Reasons, "obligations": r.Obligations}}}
+		}
+	}
+	dec, err := decisionFromResult(rs, transport)
+	if err != nil {
+		return Decision{}, fmt.Errorf("policy: %s: %w", in.Action, err)
 	}
 	return dec, nil
 }

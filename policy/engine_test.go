@@ -131,34 +131,49 @@ var decisionCases = []decisionCase{
 			Peer: &Peer{Domain: "other.example", OrganizationTypes: []string{"1.2.276.0.76.4.50"}}}},
 }
 
+// TestDecisionGolden runs every case through both evaluators: each must give the golden decision.
 func TestDecisionGolden(t *testing.T) {
-	engines := map[string]*Engine{"pro": newTestEngine(t, testConfig("pro")), "epa": newTestEngine(t, testConfig("epa"))}
-	for _, tc := range decisionCases {
-		t.Run(tc.name, func(t *testing.T) {
-			e := engines[tc.variant]
-			if tc.status != "" {
-				e = newTestEngine(t, testConfig(tc.variant))
-				f := testFederation()
-				f.Status = tc.status
-				e.SetFederation(f)
+	for _, evaluator := range []string{EvaluatorWasm, EvaluatorTopdown} {
+		t.Run(evaluator, func(t *testing.T) {
+			cfg := func(variant string) Config {
+				c := testConfig(variant)
+				c.Evaluator = evaluator
+				return c
 			}
-			dec, err := e.Eval(context.Background(), &tc.in)
-			if err != nil {
-				t.Fatalf("Eval: %v", err)
+			engines := map[string]*Engine{"pro": newTestEngine(t, cfg("pro")), "epa": newTestEngine(t, cfg("epa"))}
+			for _, e := range engines {
+				if got := e.Evaluator(); got != evaluator {
+					t.Fatalf("evaluator in force is %q, want %q", got, evaluator)
+				}
 			}
-			if dec.Revision != e.Revision() || dec.Revision == "" {
-				t.Errorf("revision %q, engine says %q", dec.Revision, e.Revision())
+			for _, tc := range decisionCases {
+				t.Run(tc.name, func(t *testing.T) {
+					e := engines[tc.variant]
+					if tc.status != "" {
+						e = newTestEngine(t, cfg(tc.variant))
+						f := testFederation()
+						f.Status = tc.status
+						e.SetFederation(f)
+					}
+					dec, err := e.Eval(context.Background(), &tc.in)
+					if err != nil {
+						t.Fatalf("Eval: %v", err)
+					}
+					if dec.Revision != e.Revision() || dec.Revision == "" {
+						t.Errorf("revision %q, engine says %q", dec.Revision, e.Revision())
+					}
+					dec.Revision = "" // changes with every module edit; pinned elsewhere
+					got, err := json.MarshalIndent(struct {
+						Note     string   `json:"note"`
+						Variant  string   `json:"variant"`
+						Decision Decision `json:"decision"`
+					}{tc.name, tc.variant, dec}, "", "  ")
+					if err != nil {
+						t.Fatal(err)
+					}
+					golden(t, filepath.Join("testdata", "decisions", tc.file+".json"), got)
+				})
 			}
-			dec.Revision = "" // changes with every module edit; pinned elsewhere
-			got, err := json.MarshalIndent(struct {
-				Note     string   `json:"note"`
-				Variant  string   `json:"variant"`
-				Decision Decision `json:"decision"`
-			}{tc.name, tc.variant, dec}, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden(t, filepath.Join("testdata", "decisions", tc.file+".json"), got)
 		})
 	}
 }
@@ -225,6 +240,43 @@ func TestInputValueMatchesJSON(t *testing.T) {
 		}
 		if got := inputValue(in); got.Compare(want) != 0 {
 			t.Errorf("inputValue differs from the JSON form\n got: %v\nwant: %v", got, want)
+		}
+	}
+}
+
+// TestInputJSONMatchesMarshal proves the wasm evaluator's hand-written input is json.Marshal's, byte for byte.
+func TestInputJSONMatchesMarshal(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "input", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no input goldens: %v", err)
+	}
+	var inputs []*Input
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := new(Input)
+		if err := json.Unmarshal(b, in); err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, in)
+	}
+	yes := true
+	inputs = append(inputs,
+		&Input{Action: ActionInvite, PermissionConfig: &PermissionConfig{DefaultSetting: PermissionAllowAll}},
+		&Input{Action: ActionInvite, PermissionConfig: &PermissionConfig{UserExceptions: map[string]struct{}{}, GroupExceptions: []string{}},
+			Peer: &Peer{Domain: "x", OrganizationTypes: []string{}}},
+		&Input{Action: "a<b>&\"\\\u2028\x00\xff", Origin: "ünïcödé.example", Room: &Room{Federate: &yes, InviteCount: -3},
+			Event: &Event{AgeMillis: -1 << 62}, Request: &Request{}},
+	)
+	for _, in := range inputs {
+		want, err := json.Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendInputJSON(nil, in); string(got) != string(want) {
+			t.Errorf("appendInputJSON differs from json.Marshal\n got: %s\nwant: %s", got, want)
 		}
 	}
 }

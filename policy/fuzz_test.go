@@ -2,22 +2,31 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
-// FuzzEval feeds arbitrary strings through every field the proxy fills from requests. The hand-built AST must
-// keep matching the JSON form, and evaluation must always reach a decision: an error would turn into a
-// policy_error denial for a request that deserves a precise answer.
+// FuzzEval feeds arbitrary strings through every field the proxy fills from requests. The hand-built AST and
+// the hand-written JSON must keep matching the JSON form, evaluation must always reach a decision (an error
+// would turn into a policy_error denial for a request that deserves a precise answer), and the wasm and
+// topdown evaluators must reach the same one.
 func FuzzEval(f *testing.F) {
 	f.Add("federation_inbound", "other.example", "@bob:other.example", "public", "👍", int64(5), true)
 	f.Add("invite", "EVIL.example", "@x:y", "knock", "", int64(0), false)
 	f.Add("room_create", "", "", "", "\x00\xff", int64(-1), true)
 	f.Add("redact", "kasse.example", "@k:kasse.example", "world_readable", "a\"b", int64(1<<62), false)
 	e := newTestEngine(f, testConfig("epa"))
+	topdownCfg := testConfig("epa")
+	topdownCfg.Evaluator = EvaluatorTopdown
+	td := newTestEngine(f, topdownCfg)
+	if e.Evaluator() != EvaluatorWasm || td.Evaluator() != EvaluatorTopdown {
+		f.Fatalf("evaluators %q and %q", e.Evaluator(), td.Evaluator())
+	}
 	f.Fuzz(func(t *testing.T, action, domain, user, rule, key string, n int64, flag bool) {
 		in := &Input{
 			Action: Action(action), Origin: domain, Destination: domain,
@@ -37,6 +46,9 @@ func FuzzEval(f *testing.F) {
 		if got := inputValue(in); got.Compare(want) != 0 {
 			t.Fatalf("inputValue differs from the JSON form\n got: %v\nwant: %v", got, want)
 		}
+		if got, want := appendInputJSON(nil, in), mustMarshal(t, in); string(got) != string(want) {
+			t.Fatalf("appendInputJSON differs from json.Marshal\n got: %s\nwant: %s", got, want)
+		}
 		d, err := e.Eval(context.Background(), in)
 		if err != nil {
 			t.Fatalf("Eval: %v", err)
@@ -44,7 +56,24 @@ func FuzzEval(f *testing.F) {
 		if d.Allow != (len(d.Reasons) == 0) {
 			t.Fatalf("allow %v with reasons %q", d.Allow, d.Reasons)
 		}
+		dt, err := td.Eval(context.Background(), in)
+		if err != nil {
+			t.Fatalf("Eval (topdown): %v", err)
+		}
+		d.Revision, dt.Revision = "", ""
+		if diff := cmp.Diff(dt, d); diff != "" {
+			t.Fatalf("wasm and topdown disagree (-topdown +wasm):\n%s", diff)
+		}
 	})
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestConcurrentEvalDuringSwaps runs evaluations while the list and the operator modules change (run with
@@ -78,7 +107,9 @@ func TestConcurrentEvalDuringSwaps(t *testing.T) {
 			}
 		})
 	}
-	for i := range 20 {
+	// Ten rounds: four operator reloads, each compiling the module set to wasm anew (about a second under
+	// the race detector), and ten list swaps.
+	for i := range 10 {
 		f := testFederation()
 		f.Version = int64(100 + i)
 		e.SetFederation(f)

@@ -10,6 +10,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/timstack/timstack/policy/internal/wasm"
 )
 
 // OperatorStatus names the operator module files in force and the error of the last load attempt (nil when
@@ -71,18 +75,62 @@ func (e *Engine) loadOperatorsLocked(ctx context.Context, force bool) error {
 	for i, f := range files {
 		names[i] = strings.TrimPrefix(f.name, "operator/")
 	}
-	prev, prevHash, prevLoaded := e.compiler, e.modulesHash, e.opLoaded
-	e.compiler, e.modulesHash, e.opLoaded = c, modulesHash(e.embedded, files), names
+	var wp *wasm.Policy
+	var wasmErr error
+	if e.cfg.Evaluator == EvaluatorWasm {
+		if wp, wasmErr = compileWasm(ctx, e.embedded, files); wasmErr != nil {
+			e.log.Warn("policy: the module set runs on topdown, the wasm target cannot compile it", "error", wasmErr)
+		}
+	}
+	prev, prevWasm, prevWasmErr, prevHash, prevLoaded := e.compiler, e.wasm, e.wasmErr, e.modulesHash, e.opLoaded
+	e.compiler, e.wasm, e.wasmErr, e.modulesHash, e.opLoaded = c, wp, wasmErr, modulesHash(e.embedded, files), names
 	if err := e.publishLocked(ctx); err != nil {
-		e.compiler, e.modulesHash, e.opLoaded = prev, prevHash, prevLoaded
+		e.compiler, e.wasm, e.wasmErr, e.modulesHash, e.opLoaded = prev, prevWasm, prevWasmErr, prevHash, prevLoaded
+		if wp != nil {
+			wp.Close(ctx)
+		}
 		e.opErr = fmt.Errorf("operator modules: %w", err)
 		return e.opErr
+	}
+	if prevWasm != nil {
+		// Evaluations that loaded the old state a moment ago may still be running on it; they finish within
+		// microseconds, and one that does not falls back to topdown (ErrClosed).
+		time.AfterFunc(retireAfter, func() { prevWasm.Close(context.Background()) })
 	}
 	if !force || len(names) > 0 {
 		e.log.Info("policy: operator modules loaded", "modules", names, "revision", e.state.Load().revision)
 	}
 	e.opErr = nil
 	return nil
+}
+
+// retireAfter is how long a replaced wasm policy stays open for evaluations that started before the swap.
+const retireAfter = 10 * time.Second
+
+// compileWasm compiles the embedded and operator modules with OPA's wasm target.
+func compileWasm(ctx context.Context, embedded, operator []moduleSource) (*wasm.Policy, error) {
+	popts := ast.ParserOptions{RegoVersion: ast.RegoV1}
+	var mods []wasm.Module
+	for _, set := range [][]moduleSource{embedded, operator} {
+		for _, m := range set {
+			parsed, err := ast.ParseModuleWithOpts(m.name, m.src, popts)
+			if err != nil {
+				return nil, fmt.Errorf("parse %s: %w", m.name, err)
+			}
+			mods = append(mods, wasm.Module{Name: m.name, Parsed: parsed, Source: m.src})
+		}
+	}
+	p, err := wasm.Compile(ctx, mods, []string{wasmDecisionEntrypoint, wasmTransportEntrypoint})
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{wasmDecisionEntrypoint, wasmTransportEntrypoint} {
+		if _, ok := p.Entrypoint(name); !ok {
+			p.Close(ctx)
+			return nil, fmt.Errorf("wasm: entrypoint %s missing", name)
+		}
+	}
+	return p, nil
 }
 
 // readOperatorDir returns the *.rego files in dir (tests excluded), sorted by name, and a fingerprint of

@@ -27,17 +27,21 @@ deny contains "epa_public_room" if {
 deny contains "epa_join_rule_public_or_knock" if {
 	data.tim.settings.variant == "epa"
 	input.action == "room_create"
-	input.room.join_rule in open_join_rules
+	open_join_rule
 }
 
 deny contains "epa_join_rule_public_or_knock" if {
 	data.tim.settings.variant == "epa"
 	input.action == "state_event"
 	input.room.state_event_type == "m.room.join_rules"
-	input.room.join_rule in open_join_rules
+	open_join_rule
 }
 
-open_join_rules := {"public", "knock", "knock_restricted"}
+open_join_rule if input.room.join_rule == "public"
+
+open_join_rule if input.room.join_rule == "knock"
+
+open_join_rule if input.room.join_rule == "knock_restricted"
 
 deny contains "epa_world_readable" if {
 	data.tim.settings.variant == "epa"

@@ -56,9 +56,11 @@ deny contains "federation_list_unavailable" if {
 	involves_other_domain
 }
 
-federation_actions := {"federation_inbound", "federation_outbound", "federation_invite"}
+involves_other_domain if input.action == "federation_inbound"
 
-involves_other_domain if input.action in federation_actions
+involves_other_domain if input.action == "federation_outbound"
+
+involves_other_domain if input.action == "federation_invite"
 
 involves_other_domain if {
 	some domain in named_domains
