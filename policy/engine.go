@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
@@ -82,6 +83,9 @@ type Engine struct {
 	state atomic.Pointer[state]
 	// inputBuffers lends *[]byte buffers for the wasm evaluator's JSON input.
 	inputBuffers sync.Pool
+	// retireAfter is defaultRetireAfter; tests shorten it to close replaced policies under running
+	// evaluations.
+	retireAfter time.Duration
 
 	// mu serialises the builders (SetFederation, operator reloads) and guards the fields below.
 	mu          sync.Mutex
@@ -147,7 +151,7 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: settings: %w", err)
 	}
-	e := &Engine{cfg: cfg, log: log, settings: settings, embedded: embedded}
+	e := &Engine{cfg: cfg, log: log, settings: settings, embedded: embedded, retireAfter: defaultRetireAfter}
 	e.fed = Federation{Status: StatusUnavailable}
 	e.fedValue = federationValue(e.fed)
 

@@ -83,6 +83,9 @@ func TestConcurrentEvalDuringSwaps(t *testing.T) {
 	cfg := testConfig("pro")
 	cfg.OperatorDir = dir
 	e := newTestEngine(t, cfg)
+	// Replaced wasm policies close at once, under running evaluations: those fall back to topdown and must
+	// still decide.
+	e.retireAfter = 0
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -122,4 +125,33 @@ func TestConcurrentEvalDuringSwaps(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestClosedWasmPolicyFallsBackToTopdown: an evaluation that meets a wasm policy closed under it (a reload
+// retired it) still decides, with the prepared topdown queries of the same state.
+func TestClosedWasmPolicyFallsBackToTopdown(t *testing.T) {
+	cfg := testConfig("pro")
+	cfg.DecisionCacheSize = -1
+	e := newTestEngine(t, cfg)
+	st := e.state.Load()
+	if st.wasm == nil {
+		t.Fatal("no wasm policy in force")
+	}
+	st.wasm.Close(context.Background())
+	for _, tc := range []struct {
+		in   *Input
+		want []Reason
+	}{
+		{&Input{Action: ActionFederationInbound, Origin: "other.example"}, nil},
+		{&Input{Action: ActionFederationInbound, Origin: "evil.example"}, []Reason{ReasonOriginNotFederated}},
+		{&Input{Action: ActionSendEvent, Actor: alice, Event: &Event{RelType: "m.thread"}}, []Reason{ReasonThreadRelation}},
+	} {
+		d, err := e.Eval(context.Background(), tc.in)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.in.Action, err)
+		}
+		if !slices.Equal(d.Reasons, tc.want) || d.Allow != (len(tc.want) == 0) {
+			t.Errorf("%s: got %+v, want reasons %q", tc.in.Action, d, tc.want)
+		}
+	}
 }

@@ -95,7 +95,7 @@ func (e *Engine) loadOperatorsLocked(ctx context.Context, force bool) error {
 	if prevWasm != nil {
 		// Evaluations that loaded the old state a moment ago may still be running on it; they finish within
 		// microseconds, and one that does not falls back to topdown (ErrClosed).
-		time.AfterFunc(retireAfter, func() { prevWasm.Close(context.Background()) })
+		time.AfterFunc(e.retireAfter, func() { prevWasm.Close(context.Background()) })
 	}
 	if !force || len(names) > 0 {
 		e.log.Info("policy: operator modules loaded", "modules", names, "revision", e.state.Load().revision)
@@ -104,8 +104,9 @@ func (e *Engine) loadOperatorsLocked(ctx context.Context, force bool) error {
 	return nil
 }
 
-// retireAfter is how long a replaced wasm policy stays open for evaluations that started before the swap.
-const retireAfter = 10 * time.Second
+// defaultRetireAfter is how long a replaced wasm policy stays open for evaluations that started before the
+// swap.
+const defaultRetireAfter = 10 * time.Second
 
 // compileWasm compiles the embedded and operator modules with OPA's wasm target.
 func compileWasm(ctx context.Context, embedded, operator []moduleSource) (*wasm.Policy, error) {

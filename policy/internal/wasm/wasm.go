@@ -177,6 +177,10 @@ func (p *Policy) Eval(ctx context.Context, entrypoint int32, data *Data, input [
 		return nil, err
 	}
 	out, err := inst.eval(ctx, entrypoint, data, input)
+	if err != nil && p.closed.Load() {
+		// Closed under this evaluation: the caller can decide elsewhere, as with any closed policy.
+		return nil, fmt.Errorf("%w: %w", ErrClosed, err)
+	}
 	if err != nil {
 		// An aborted evaluation can leave the instance's heap or globals in any state; never reuse it.
 		inst.close(ctx)
