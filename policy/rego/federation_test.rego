@@ -81,6 +81,21 @@ status_cases := {
 		"input": {"action": "media_remote", "request": {"media_server": "other.example"}},
 		"want": {"federation_list_stale"},
 	},
+	"a stale list blocks a federated invite": {
+		"status": "stale",
+		"input": {"action": "federation_invite", "origin": "other.example", "actor": fx.bob, "target": fx.alice},
+		"want": {"federation_list_stale"},
+	},
+	"a stale list blocks an action naming another destination": {
+		"status": "stale",
+		"input": {"action": "public_rooms", "destination": "other.example"},
+		"want": {"federation_list_stale"},
+	},
+	"an unavailable list blocks an action about another domain's peer": {
+		"status": "unavailable",
+		"input": {"action": "profile", "peer": {"domain": "other.example"}},
+		"want": {"federation_list_unavailable"},
+	},
 	"a stale list does not block a purely local invite": {
 		"status": "stale",
 		"input": {"action": "invite", "origin": "pro.example", "actor": fx.alice, "target": object.union(fx.alice, {"user_id": "@al:pro.example"})},
