@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,9 @@ type Server struct {
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DataDir == "" || cfg.Venv == "" {
 		return nil, errors.New("synapse: Config.DataDir and Config.Venv are required")
+	}
+	if err := absolutePaths(&cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
@@ -223,6 +227,28 @@ func (s *Server) start(ctx context.Context) error {
 	if err := waitHealthy(ctx, "http://"+cfg.Addr+"/health", exited); err != nil {
 		_ = s.Stop()
 		return fmt.Errorf("synapse: %s did not become healthy: %w\n%s", cfg.ServerName, err, logTail(cfg.DataDir, 40))
+	}
+	return nil
+}
+
+// absolutePaths makes every path in cfg absolute. Synapse runs with DataDir as its working directory and
+// reads the paths written into homeserver.yaml from there, so a path relative to ours (the demo passes
+// data/demo/stack/…) would name a file that does not exist.
+func absolutePaths(cfg *Config) error {
+	cfg.AppServiceFiles = slices.Clone(cfg.AppServiceFiles) // the caller's slice stays as it was
+	paths := []*string{&cfg.DataDir, &cfg.Venv, &cfg.Template, &cfg.FederationCAFile}
+	for i := range cfg.AppServiceFiles {
+		paths = append(paths, &cfg.AppServiceFiles[i])
+	}
+	for _, p := range paths {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("synapse: %w", err)
+		}
+		*p = abs
 	}
 	return nil
 }

@@ -209,6 +209,32 @@ func TestHomeserverConfigCarriesTheTIMSettings(t *testing.T) {
 	}
 }
 
+// Synapse runs in DataDir and reads the paths in homeserver.yaml from there: every path must be absolute
+// by then, and the caller's configuration stays untouched.
+func TestAbsolutePaths(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := []string{"stack/as.yaml", "/etc/as.yaml"}
+	cfg := Config{DataDir: "data/demo/hs1", Venv: "/opt/venv", Template: "t.db", FederationCAFile: "ca.pem", AppServiceFiles: as}
+	if err := absolutePaths(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := Config{DataDir: filepath.Join(wd, "data/demo/hs1"), Venv: "/opt/venv", Template: filepath.Join(wd, "t.db"),
+		FederationCAFile: filepath.Join(wd, "ca.pem"), AppServiceFiles: []string{filepath.Join(wd, "stack/as.yaml"), "/etc/as.yaml"}}
+	if diff := cmp.Diff(want, cfg); diff != "" {
+		t.Errorf("(-want +got)\n%s", diff)
+	}
+	if as[0] != "stack/as.yaml" {
+		t.Errorf("the caller's AppServiceFiles changed: %q", as)
+	}
+	empty := Config{DataDir: "d", Venv: "v"}
+	if err := absolutePaths(&empty); err != nil || empty.Template != "" || empty.FederationCAFile != "" {
+		t.Errorf("empty paths must stay empty: %+v, %v", empty, err)
+	}
+}
+
 func TestLoopbackAddr(t *testing.T) {
 	tests := []struct {
 		name    string
