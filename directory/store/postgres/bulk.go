@@ -199,15 +199,6 @@ func indexTable(def string) string {
 	return table
 }
 
-// onChainRowTables reports whether an index (pg_get_indexdef) is on a table the chain rows are written to.
-func onChainRowTables(def string) bool {
-	t := indexTable(def)
-	if _, name, ok := strings.Cut(t, "."); ok {
-		t = name
-	}
-	return t == "idx_string" || t == "idx_token"
-}
-
 // inBulk reports whether the store is in a bulk load. Only a store that was (BeginBulkLoad, or Open
 // finding the mark) asks the database, so one opened while another process loaded sees the end of it.
 func (s *Store) inBulk(ctx context.Context, db interface {
@@ -276,66 +267,28 @@ func (s *Store) EndBulkLoadTimed(ctx context.Context, report func(phase string, 
 		conns[i] = c
 	}
 	conn := conns[0]
-	var chainDefs, otherDefs []string
-	for _, def := range defs {
-		if onChainRowTables(def) {
-			chainDefs = append(chainDefs, def)
-		} else {
-			otherDefs = append(otherDefs, def)
-		}
+	// The chain rows, all at once (writes in a bulk load leave them out), before the value indexes, so
+	// they are built over them once. Rerun after an interruption, it recomputes them. The joins read whole
+	// tables: the planner needs their statistics first (otherwise it nested-loops over seq scans: 9
+	// minutes at a tenth of full scale instead of seconds). Building the indexes of the other tables
+	// meanwhile, on the second connection, made the chain rows take 77 s instead of about 35 at full
+	// scale and saved nothing.
+	if _, err := conn.Exec(ctx, `ANALYZE idx_reference, idx_string, idx_token`); err != nil {
+		return wrap(err)
 	}
-	// The indexes of the tables the chain rows do not touch are built on the second connection while the
-	// first computes the chain rows (one statement at a time, one core: 34 s at full scale).
-	// Those builds run without parallel workers, so that the chain rows keep a core of their own: with
-	// workers both took turns on the two cores of the benchmark machine, and the chain rows took 77 s
-	// instead of 34 at full scale.
-	otherCtx, cancelOther := context.WithCancel(ctx)
-	defer cancelOther()
-	otherErr := make(chan error, 1)
-	go func() {
-		c := conns[1]
-		if _, err := c.Exec(otherCtx, `SET max_parallel_maintenance_workers = 0`); err != nil {
-			otherErr <- wrap(err)
-			return
-		}
-		err := buildIndexes(otherCtx, conns[1:], otherDefs, timed)
-		if _, rerr := c.Exec(context.Background(), `RESET max_parallel_maintenance_workers`); err == nil && rerr != nil {
-			err = wrap(rerr)
-		}
-		otherErr <- err
-	}()
-	// The chain rows, all at once (writes in a bulk load leave them out), before the value indexes of
-	// their tables, so those are built over them once. Rerun after an interruption, it recomputes them.
-	// The joins read whole tables: the planner needs their statistics first (otherwise it nested-loops
-	// over seq scans: 9 minutes at a tenth of full scale instead of seconds).
-	chainErr := func() error {
-		if _, err := conn.Exec(ctx, `ANALYZE idx_reference, idx_string, idx_token`); err != nil {
-			return wrap(err)
-		}
-		done("analyze-chain-inputs")
-		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			for _, st := range core.RebuildChainRows(core.Postgres) {
-				if _, err := tx.Exec(ctx, st.SQL(), st.Args...); err != nil {
-					return err
-				}
+	done("analyze-chain-inputs")
+	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		for _, st := range core.RebuildChainRows(core.Postgres) {
+			if _, err := tx.Exec(ctx, st.SQL(), st.Args...); err != nil {
+				return err
 			}
-			return nil
-		}); err != nil {
-			return wrap(fmt.Errorf("bulk load: chain rows: %w", err))
 		}
-		done("chain-rows")
 		return nil
-	}()
-	if chainErr != nil {
-		cancelOther()
-		<-otherErr
-		return chainErr
+	}); err != nil {
+		return wrap(fmt.Errorf("bulk load: chain rows: %w", err))
 	}
-	if err := <-otherErr; err != nil {
-		return err
-	}
-	done("other-indexes-wait")
-	if err := buildIndexes(ctx, conns, chainDefs, timed); err != nil {
+	done("chain-rows")
+	if err := buildIndexes(ctx, conns, defs, timed); err != nil {
 		return err
 	}
 	done("indexes")

@@ -233,7 +233,12 @@ RETURNING type, id, version_id`, types, ids, now, jsons)
 			return err
 		}
 	}
+	upTo := 0 // rows to write, at most (before duplicates are dropped)
+	for _, i := range round {
+		upTo += len(rs[i].Rows) + 1
+	}
 	var tabs [core.NumTables][][]any
+	var copies copyTables
 	for _, i := range round {
 		r := rs[i]
 		key := index.Ref{Type: r.Type, ID: r.ID}
@@ -242,32 +247,106 @@ RETURNING type, id, version_id`, types, ids, now, jsons)
 			return fmt.Errorf("%s/%s: no version returned", r.Type, r.ID)
 		}
 		r.VersionID, r.LastUpdated = v, now
-		core.Encode(&tabs, r)
+		if upTo >= copyThreshold {
+			core.EachRow(r, func(tab int, row *index.Row) { copies.add(r, tab, row) })
+		} else {
+			core.Encode(&tabs, r)
+		}
 		out[i] = index.Resource{Type: r.Type, ID: r.ID, VersionID: v, LastUpdated: now}
+	}
+	if upTo >= copyThreshold {
+		return copies.copy(ctx, tx)
 	}
 	return insertRows(ctx, tx, &tabs)
 }
 
-// insertRows writes index rows: COPY for large sets, one batch of multi-row INSERTs for small ones.
+// copyTables collects index rows in PostgreSQL's binary COPY format, one stream per table, encoded here
+// straight from the rows: pgx's CopyFrom looked up an encode plan for every value, and Encode's []any
+// rows boxed every string; both were a fifth of an import's CPU on the goroutine that stores.
+type copyTables [core.NumTables][]byte
+
+// copyColumns is the number of columns of each table.
+var copyColumns = func() (n [core.NumTables]uint16) {
+	for i, t := range core.Tables() {
+		n[i] = uint16(len(t.Columns))
+	}
+	return n
+}()
+
+// copyHeader starts a binary COPY stream: signature, flags, header extension length.
+const copyHeader = "PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+
+// add appends row, a row of r in table tab (core.EachRow), with the columns of core.Values.
+func (c *copyTables) add(r index.Resource, tab int, row *index.Row) {
+	b := c[tab]
+	if len(b) == 0 {
+		b = append(b, copyHeader...)
+	}
+	str := func(s string) {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+		b = append(b, s...)
+	}
+	num := func(u uint64) {
+		b = binary.BigEndian.AppendUint32(b, 8)
+		b = binary.BigEndian.AppendUint64(b, u)
+	}
+	b = binary.BigEndian.AppendUint16(b, copyColumns[tab])
+	str(r.Type)
+	str(r.ID)
+	switch tab {
+	case core.TabToken:
+		str(row.Param)
+		str(row.System)
+		str(row.Code)
+		str(row.Display)
+	case core.TabString:
+		str(row.Param)
+		str(row.Value)
+	case core.TabReference:
+		str(row.Param)
+		str(row.RefType)
+		str(row.RefID)
+	case core.TabDate:
+		lo, hi := core.DateRange(row.Low, row.High)
+		str(row.Param)
+		num(uint64(lo))
+		num(uint64(hi))
+	case core.TabNumber:
+		str(row.Param)
+		num(math.Float64bits(row.Number))
+	case core.TabGeo:
+		str(row.Param)
+		num(math.Float64bits(row.Lat))
+		num(math.Float64bits(row.Lon))
+	case core.TabText:
+		str(row.Value)
+	}
+	c[tab] = b
+}
+
+// copy sends every table's stream with one COPY each.
+func (c *copyTables) copy(ctx context.Context, tx pgx.Tx) error {
+	for tab, t := range core.Tables() {
+		b := c[tab]
+		if len(b) == 0 {
+			continue
+		}
+		b = binary.BigEndian.AppendUint16(b, 0xffff) // end of data
+		cols := make([]string, len(t.Columns))
+		for i, col := range t.Columns {
+			cols[i] = pgx.Identifier{col}.Sanitize()
+		}
+		sql := "COPY " + pgx.Identifier{t.Name}.Sanitize() + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)"
+		if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(b), sql); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertRows writes a few index rows with one batch of multi-row INSERTs.
 func insertRows(ctx context.Context, tx pgx.Tx, tabs *[core.NumTables][][]any) error {
 	tables := core.Tables()
-	total := 0
-	for _, rows := range tabs {
-		total += len(rows)
-	}
-	if total >= copyThreshold {
-		var buf []byte
-		for i, t := range tables {
-			if len(tabs[i]) == 0 {
-				continue
-			}
-			var err error
-			if buf, err = copyRows(ctx, tx, t, tabs[i], buf[:0]); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	var b pgx.Batch
 	for i, t := range tables {
 		rows := tabs[i]
@@ -295,43 +374,6 @@ func insertRows(ctx context.Context, tx pgx.Tx, tabs *[core.NumTables][][]any) e
 		return nil
 	}
 	return tx.SendBatch(ctx, &b).Close()
-}
-
-// copyRows writes rows (Encode's values: string, int64, float64) into t with one COPY in PostgreSQL's
-// binary format, encoded here into buf: pgx's CopyFrom looks up an encode plan for every value, a tenth of
-// an import's CPU on the goroutine that stores. It returns buf for reuse.
-func copyRows(ctx context.Context, tx pgx.Tx, t core.Table, rows [][]any, buf []byte) ([]byte, error) {
-	buf = append(buf, "PGCOPY\n\xff\r\n\x00"...)
-	buf = binary.BigEndian.AppendUint32(buf, 0) // flags
-	buf = binary.BigEndian.AppendUint32(buf, 0) // header extension length
-	for _, row := range rows {
-		buf = binary.BigEndian.AppendUint16(buf, uint16(len(row)))
-		for _, v := range row {
-			switch v := v.(type) {
-			case string:
-				buf = binary.BigEndian.AppendUint32(buf, uint32(len(v)))
-				buf = append(buf, v...)
-			case int64:
-				buf = binary.BigEndian.AppendUint32(buf, 8)
-				buf = binary.BigEndian.AppendUint64(buf, uint64(v))
-			case float64:
-				buf = binary.BigEndian.AppendUint32(buf, 8)
-				buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(v))
-			default:
-				return buf, fmt.Errorf("copy %s: value of type %T", t.Name, v)
-			}
-		}
-	}
-	buf = binary.BigEndian.AppendUint16(buf, 0xffff) // end of data
-	cols := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		cols[i] = pgx.Identifier{c}.Sanitize()
-	}
-	sql := "COPY " + pgx.Identifier{t.Name}.Sanitize() + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)"
-	if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), sql); err != nil {
-		return buf, err
-	}
-	return buf, nil
 }
 
 func nonNil(b []byte) []byte {

@@ -93,64 +93,97 @@ func Validate(r index.Resource) error {
 // Encode appends the index-table rows of r (with the store's _lastUpdated row, replacing any the caller
 // gave) to tabs, one []any per row in Tables() column order. Identical rows are written once.
 func Encode(tabs *[NumTables][][]any, r index.Resource) {
+	EachRow(r, func(tab int, row *index.Row) {
+		tabs[tab] = append(tabs[tab], Values(r, tab, row))
+	})
+}
+
+// Values returns the column values (Tables() order) of row, a row of r in table tab (as EachRow gives it):
+// strings, int64 (date ranges, see DateRange) and float64.
+func Values(r index.Resource, tab int, row *index.Row) []any {
+	switch tab {
+	case TabToken:
+		return []any{r.Type, r.ID, row.Param, row.System, row.Code, row.Display}
+	case TabString:
+		return []any{r.Type, r.ID, row.Param, row.Value}
+	case TabReference:
+		return []any{r.Type, r.ID, row.Param, row.RefType, row.RefID}
+	case TabDate:
+		lo, hi := DateRange(row.Low, row.High)
+		return []any{r.Type, r.ID, row.Param, lo, hi}
+	case TabNumber:
+		return []any{r.Type, r.ID, row.Param, row.Number}
+	case TabGeo:
+		return []any{r.Type, r.ID, row.Param, row.Lat, row.Lon}
+	case TabText:
+		return []any{r.Type, r.ID, row.Value}
+	}
+	return nil
+}
+
+// EachRow calls fn with the table and row of every index-table row of r, as Encode writes them: the
+// store's _lastUpdated row instead of any the caller gave, no _text row without a word, and identical
+// rows once.
+func EachRow(r index.Resource, fn func(tab int, row *index.Row)) {
 	// A resource has a few dozen rows: comparing each with those before it is cheaper than hashing every
 	// row (a dozen strings and two times) into a map, which was a tenth of an import's encoding CPU.
 	var seen map[index.Row]struct{}
 	if len(r.Rows) > encodeScanMax {
 		seen = make(map[index.Row]struct{}, len(r.Rows))
 	}
-	kept := make([]int, 0, len(r.Rows)) // indexes into r.Rows of the rows added so far (without the map)
-	dup := func(i int, row index.Row) bool {
+	var kept []int // indexes into r.Rows of the rows given to fn so far (without the map)
+	dup := func(i int, row *index.Row) bool {
 		if seen != nil {
-			if _, ok := seen[row]; ok {
+			if _, ok := seen[*row]; ok {
 				return true
 			}
-			seen[row] = struct{}{}
+			seen[*row] = struct{}{}
 			return false
 		}
 		for _, k := range kept {
-			if r.Rows[k] == row {
+			if r.Rows[k] == *row {
 				return true
 			}
 		}
-		if i >= 0 {
-			kept = append(kept, i)
-		}
+		kept = append(kept, i)
 		return false
 	}
-	add := func(i int, row index.Row) {
-		if dup(i, row) {
-			return
-		}
-		switch row.Type {
-		case index.TypeToken:
-			tabs[TabToken] = append(tabs[TabToken], []any{r.Type, r.ID, row.Param, row.System, row.Code, row.Display})
-		case index.TypeString:
-			tabs[TabString] = append(tabs[TabString], []any{r.Type, r.ID, row.Param, row.Value})
-		case index.TypeReference:
-			tabs[TabReference] = append(tabs[TabReference], []any{r.Type, r.ID, row.Param, row.RefType, row.RefID})
-		case index.TypeDate:
-			lo, hi := DateRange(row.Low, row.High)
-			tabs[TabDate] = append(tabs[TabDate], []any{r.Type, r.ID, row.Param, lo, hi})
-		case index.TypeNumber:
-			tabs[TabNumber] = append(tabs[TabNumber], []any{r.Type, r.ID, row.Param, row.Number})
-		case index.TypeGeo:
-			tabs[TabGeo] = append(tabs[TabGeo], []any{r.Type, r.ID, row.Param, row.Lat, row.Lon})
-		case index.TypeText:
-			if row.Value != "" {
-				tabs[TabText] = append(tabs[TabText], []any{r.Type, r.ID, row.Value})
-			}
-		}
-	}
-	for i, row := range r.Rows {
+	for i := range r.Rows {
+		row := &r.Rows[i]
 		if row.Param == LastUpdatedParam && row.Type == index.TypeDate {
 			continue
 		}
-		add(i, row)
+		tab, ok := tableOf(row)
+		if !ok || dup(i, row) {
+			continue
+		}
+		fn(tab, row)
 	}
 	// the store's own row; every row of the caller's with this parameter was skipped above
-	add(-1, index.Row{Param: LastUpdatedParam, Type: index.TypeDate, Low: r.LastUpdated, High: r.LastUpdated})
+	fn(TabDate, &index.Row{Param: LastUpdatedParam, Type: index.TypeDate, Low: r.LastUpdated, High: r.LastUpdated})
 }
 
-// encodeScanMax is the number of rows up to which Encode finds duplicates by comparing rows.
+// tableOf returns the table of row; false for a row that is not written (a _text row without a word, an
+// unknown type, which Validate refuses).
+func tableOf(row *index.Row) (int, bool) {
+	switch row.Type {
+	case index.TypeToken:
+		return TabToken, true
+	case index.TypeString:
+		return TabString, true
+	case index.TypeReference:
+		return TabReference, true
+	case index.TypeDate:
+		return TabDate, true
+	case index.TypeNumber:
+		return TabNumber, true
+	case index.TypeGeo:
+		return TabGeo, true
+	case index.TypeText:
+		return TabText, row.Value != ""
+	}
+	return 0, false
+}
+
+// encodeScanMax is the number of rows up to which EachRow finds duplicates by comparing rows.
 const encodeScanMax = 64
