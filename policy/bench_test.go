@@ -163,15 +163,22 @@ func BenchmarkEvalTopdown(b *testing.B) {
 	})
 }
 
-// BenchmarkInputConversion compares the two ways of handing Input to OPA: the hand-built AST object (what
-// Eval passes with rego.EvalParsedInput) and ast.InterfaceToValue, which rego.EvalInput applies to a struct
-// (a JSON round trip).
+// BenchmarkInputConversion compares the ways of handing Input to OPA: the hand-built AST object (what topdown
+// gets with rego.EvalParsedInput), the JSON the wasm build parses itself, and ast.InterfaceToValue, which
+// rego.EvalInput applies to a struct (a JSON round trip).
 func BenchmarkInputConversion(b *testing.B) {
 	for _, in := range []*Input{federationInputs(1)[0], inviteInput()} {
 		b.Run(string(in.Action)+"/inputValue", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				_ = inputValue(in)
+			}
+		})
+		b.Run(string(in.Action)+"/appendInputJSON", func(b *testing.B) {
+			b.ReportAllocs()
+			var buf []byte
+			for b.Loop() {
+				buf = appendInputJSON(buf[:0], in)
 			}
 		})
 		b.Run(string(in.Action)+"/InterfaceToValue", func(b *testing.B) {

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -14,93 +13,50 @@ import (
 // (BenchmarkInputConversion). The shape must stay exactly the JSON shape of Input: TestInputValueMatchesJSON
 // compares the two for every golden input.
 func inputValue(in *Input) ast.Value {
-	var b objBuilder
-	b.str("action", string(in.Action), false)
-	b.str("origin", in.Origin, true)
-	b.str("destination", in.Destination, true)
-	if in.Actor != nil {
-		b.put("actor", userValue(in.Actor))
-	}
-	if in.Target != nil {
-		b.put("target", userValue(in.Target))
-	}
-	if pc := in.PermissionConfig; pc != nil {
-		var p objBuilder
-		p.str("defaultSetting", pc.DefaultSetting, false)
-		p.put("userExceptions", setObject(pc.UserExceptions))
-		p.put("serverExceptions", setObject(pc.ServerExceptions))
-		p.put("groupExceptions", stringArray(pc.GroupExceptions))
-		b.put("permission_config", p.value())
-	}
-	if r := in.Room; r != nil {
-		var o objBuilder
-		o.str("room_id", r.RoomID, true)
-		o.str("version", r.Version, true)
-		o.str("type", r.Type, true)
-		o.str("preset", r.Preset, true)
-		o.str("visibility", r.Visibility, true)
-		o.str("join_rule", r.JoinRule, true)
-		o.str("history_visibility", r.HistoryVisibility, true)
-		o.boolean("encrypted", r.Encrypted, false)
-		if r.Federate != nil {
-			o.boolean("federate", *r.Federate, false)
-		}
-		o.num("invite_count", int64(r.InviteCount), true)
-		o.str("state_event_type", r.StateEventType, true)
-		o.str("creator_domain", r.CreatorDomain, true)
-		o.boolean("invited", r.Invited, true)
-		b.put("room", o.value())
-	}
-	if ev := in.Event; ev != nil {
-		var o objBuilder
-		o.str("type", ev.Type, true)
-		o.str("rel_type", ev.RelType, true)
-		o.str("key", ev.Key, true)
-		o.boolean("key_is_single_emoji", ev.KeyIsSingleEmoji, true)
-		o.num("age_ms", ev.AgeMillis, true)
-		b.put("event", o.value())
-	}
-	if rq := in.Request; rq != nil {
-		var o objBuilder
-		o.str("method", rq.Method, true)
-		o.str("surface", rq.Surface, true)
-		o.str("media_server", rq.MediaServer, true)
-		o.num("status_msg_length", int64(rq.StatusMsgLength), true)
-		o.str("register_kind", rq.RegisterKind, true)
-		o.boolean("shares_room", rq.SharesRoom, true)
-		o.boolean("authenticated", rq.Authenticated, false)
-		b.put("request", o.value())
-	}
-	if p := in.Peer; p != nil {
-		var o objBuilder
-		o.str("domain", p.Domain, false)
-		if len(p.OrganizationTypes) > 0 {
-			o.put("organization_types", stringArray(p.OrganizationTypes))
-		}
-		b.put("peer", o.value())
-	}
-	return b.value()
+	var w astSink
+	walkInput(&w, in)
+	return w.root.value()
 }
 
-func userValue(u *User) ast.Value {
-	var o objBuilder
-	o.str("user_id", u.UserID, false)
-	o.str("domain", u.Domain, false)
-	o.boolean("local", u.Local, false)
-	o.boolean("admin", u.Admin, true)
-	return o.value()
+// astSink builds the AST object; open holds the objects begun and not yet ended, innermost last, with the
+// keys they go under.
+type astSink struct {
+	root objBuilder
+	open []astPending
 }
+
+type astPending struct {
+	key string
+	obj objBuilder
+}
+
+func (w *astSink) cur() *objBuilder {
+	if len(w.open) == 0 {
+		return &w.root
+	}
+	return &w.open[len(w.open)-1].obj
+}
+
+func (w *astSink) begin(k string) { w.open = append(w.open, astPending{key: k}) }
+
+func (w *astSink) end() {
+	p := w.open[len(w.open)-1]
+	w.open = w.open[:len(w.open)-1]
+	w.cur().put(p.key, p.obj.value())
+}
+
+func (w *astSink) str(k, v string, omit bool)          { w.cur().str(k, v, omit) }
+func (w *astSink) boolean(k string, v, omit bool)      { w.cur().boolean(k, v, omit) }
+func (w *astSink) num(k string, v int64, omit bool)    { w.cur().num(k, v, omit) }
+func (w *astSink) set(k string, m map[string]struct{}) { w.cur().put(k, setObject(m)) }
+func (w *astSink) strs(k string, s []string)           { w.cur().put(k, stringArray(s)) }
 
 // setObject renders a map[string]struct{} as JSON does: keys to {}, nil to null.
 func setObject(m map[string]struct{}) ast.Value {
 	if m == nil {
 		return ast.Null{}
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := sortedKeys(m)
 	items := make([][2]*ast.Term, len(keys))
 	for i, k := range keys {
 		items[i] = [2]*ast.Term{ast.StringTerm(jsonString(k)), ast.ObjectTerm()}
