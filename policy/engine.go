@@ -479,38 +479,47 @@ func (e *Engine) decideWasm(ctx context.Context, st *state, in *Input, transport
 	if transport {
 		entrypoint = st.wasmTransport
 	}
-	out, err := st.wasm.Eval(ctx, entrypoint, st.wasmData, *buf)
+	out, err := st.wasm.EvalValidJSON(ctx, entrypoint, st.wasmData, *buf)
 	e.inputBuffers.Put(buf)
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: eval %s: %w", in.Action, err)
 	}
+	// Typed decoding: a value of the wrong type is a decoding error, a missing one stays nil and
+	// decisionFromResult refuses it, so the checks are topdown's.
 	var rs rego.ResultSet
 	if transport {
 		var results []struct {
-			Result any `json:"result"`
+			Result []string `json:"result"`
 		}
 		if err := json.Unmarshal(out, &results); err != nil {
 			return Decision{}, fmt.Errorf("policy: %s: result: %w", in.Action, err)
 		}
-		if len(results) == 1 {
-			rs = rego.ResultSet{{Bindings: rego.Vars{"reasons": results[0].Result}}}
+		if len(results) == 1 && results[0].Result != nil {
+			rs = rego.ResultSet{{Bindings: rego.Vars{"reasons": stringsToAny(results[0].Result)}}}
 		}
 	} else {
-		// The outer shape is fixed by the ABI and decision.rego's result rule; the three values stay untyped
-		// so that decisionFromResult applies the same checks as to topdown's bindings.
 		var results []struct {
 			Result struct {
-				Allow       any `json:"allow"`
-				Reasons     any `json:"reasons"`
-				Obligations any `json:"obligations"`
+				Allow       *bool          `json:"allow"`
+				Reasons     []string       `json:"reasons"`
+				Obligations map[string]any `json:"obligations"`
 			} `json:"result"`
 		}
 		if err := json.Unmarshal(out, &results); err != nil {
 			return Decision{}, fmt.Errorf("policy: %s: result: %w", in.Action, err)
 		}
 		if len(results) == 1 {
-			r := results[0].Result
-			rs = rego.ResultSet{{Bindings: rego.Vars{"allow": r.Allow, "reasons": r.Reasons, "obligations": r.Obligations}}}
+			r, vars := results[0].Result, rego.Vars{}
+			if r.Allow != nil {
+				vars["allow"] = *r.Allow
+			}
+			if r.Reasons != nil {
+				vars["reasons"] = stringsToAny(r.Reasons)
+			}
+			if r.Obligations != nil {
+				vars["obligations"] = r.Obligations
+			}
+			rs = rego.ResultSet{{Bindings: vars}}
 		}
 	}
 	dec, err := decisionFromResult(rs, transport)
@@ -518,6 +527,14 @@ func (e *Engine) decideWasm(ctx context.Context, st *state, in *Input, transport
 		return Decision{}, fmt.Errorf("policy: %s: %w", in.Action, err)
 	}
 	return dec, nil
+}
+
+func stringsToAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
 }
 
 func policyError(revision string) Decision {

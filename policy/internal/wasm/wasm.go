@@ -172,6 +172,13 @@ func (p *Policy) Eval(ctx context.Context, entrypoint int32, data *Data, input [
 	if !json.Valid(input) {
 		return nil, errors.New("wasm: input is not valid JSON")
 	}
+	return p.EvalValidJSON(ctx, entrypoint, data, input)
+}
+
+// EvalValidJSON is Eval for a caller whose input is valid JSON by construction (policy's appendInputJSON,
+// which its tests hold to json.Marshal's output): checking it again costs about 7 ns per byte, 3 µs of an
+// invite decision. Input that is not valid JSON evaluates as an undefined input.
+func (p *Policy) EvalValidJSON(ctx context.Context, entrypoint int32, data *Data, input []byte) ([]byte, error) {
 	inst, err := p.get(ctx)
 	if err != nil {
 		return nil, err
