@@ -224,14 +224,14 @@ func BenchmarkSetFederation(b *testing.B) {
 }
 
 // BenchmarkQueryShape compares evaluating data.tim.decision as one document with reading its three rules
-// (decisionQuery) and with reading reasons alone (transportQuery), for an inbound federation check.
+// (decisionQuery) and with reading reasons alone (reasonsQuery), for an inbound federation check.
 func BenchmarkQueryShape(b *testing.B) {
 	e := benchEngine(b, -1)
 	e.mu.Lock()
 	compiler := e.compiler
 	e.mu.Unlock()
 	in := inputValue(federationInputs(1)[0])
-	for _, q := range []string{"data.tim.decision", decisionQuery, transportQuery} {
+	for _, q := range []string{"data.tim.decision", decisionQuery, reasonsQuery} {
 		root := ast.NewObject(ast.Item(ast.StringTerm("tim"), ast.ObjectTerm(
 			ast.Item(ast.StringTerm("settings"), ast.NewTerm(e.settings)),
 			ast.Item(ast.StringTerm("federation"), ast.NewTerm(e.fedValue)),
@@ -241,7 +241,7 @@ func BenchmarkQueryShape(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		name := map[string]string{"data.tim.decision": "document", decisionQuery: "rules", transportQuery: "reasons-only"}[q]
+		name := map[string]string{"data.tim.decision": "document", decisionQuery: "rules", reasonsQuery: "reasons-only"}[q]
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			start, n := cpuTime(), 0

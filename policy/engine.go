@@ -34,15 +34,15 @@ var regoFS embed.FS
 const decisionQuery = "allow := data.tim.decision.allow; reasons := data.tim.decision.reasons; " +
 	"obligations := data.tim.decision.obligations"
 
-// transportQuery is decisionQuery for the federation transport checks, by far the most frequent decisions:
-// decision.rego has no obligations for them and its allow is "no reasons", so reading reasons alone gives the
-// same decision for less (BenchmarkQueryShape). TestTransportQueryAgrees holds the two to the same answer.
-const transportQuery = "reasons := data.tim.decision.reasons"
+// reasonsQuery is decisionQuery for every action without obligations (reasonsOnly), the federation transport
+// checks first of all: decision.rego's allow is "no reasons", so reading reasons alone gives the same decision
+// for less (BenchmarkQueryShape). TestReasonsQueryAgrees holds the two to the same answer.
+const reasonsQuery = "reasons := data.tim.decision.reasons"
 
-// The wasm entrypoints matching decisionQuery and transportQuery: the decision as one value, and its reasons.
+// The wasm entrypoints matching decisionQuery and reasonsQuery: the decision as one value, and its reasons.
 const (
-	wasmDecisionEntrypoint  = "tim/decision/result"
-	wasmTransportEntrypoint = "tim/decision/reasons"
+	wasmDecisionEntrypoint = "tim/decision/result"
+	wasmReasonsEntrypoint  = "tim/decision/reasons"
 )
 
 // Federation list statuses. Anything but StatusFresh blocks every action that involves another domain.
@@ -103,14 +103,14 @@ type Engine struct {
 // state is everything one evaluation needs. It is never modified after it is published.
 type state struct {
 	query rego.PreparedEvalQuery
-	// transport evaluates transportQuery; it serves ActionFederationInbound and ActionFederationOutbound.
-	transport rego.PreparedEvalQuery
-	ok        bool // false: no valid module set, every decision is a deny with policy_error
+	// reasons evaluates reasonsQuery; it serves every action without obligations (reasonsOnly).
+	reasons rego.PreparedEvalQuery
+	ok      bool // false: no valid module set, every decision is a deny with policy_error
 	// wasm, when set, evaluates instead of query and transport (same modules, same data); the prepared
 	// queries stay as the fallback for a wasm policy closed under a long-running evaluation.
-	wasm                        *wasm.Policy
-	wasmData                    *wasm.Data
-	wasmDecision, wasmTransport int32
+	wasm                      *wasm.Policy
+	wasmData                  *wasm.Data
+	wasmDecision, wasmReasons int32
 	// operators is true when operator modules are part of the set.
 	operators bool
 	revision  string
@@ -274,11 +274,11 @@ func (e *Engine) publishLocked(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("prepare %s: %w", decisionQuery, err)
 		}
-		tq, err := rego.New(rego.Query(transportQuery), rego.Compiler(e.compiler), rego.Store(store)).PrepareForEval(ctx)
+		tq, err := rego.New(rego.Query(reasonsQuery), rego.Compiler(e.compiler), rego.Store(store)).PrepareForEval(ctx)
 		if err != nil {
-			return fmt.Errorf("prepare %s: %w", transportQuery, err)
+			return fmt.Errorf("prepare %s: %w", reasonsQuery, err)
 		}
-		st.query, st.transport, st.ok = q, tq, true
+		st.query, st.reasons, st.ok = q, tq, true
 		st.operators = len(e.opLoaded) > 0
 		if e.wasm != nil {
 			native, err := ast.JSON(root)
@@ -291,7 +291,7 @@ func (e *Engine) publishLocked(ctx context.Context) error {
 			}
 			st.wasm, st.wasmData = e.wasm, e.wasm.NewData(ctx, doc)
 			st.wasmDecision, _ = e.wasm.Entrypoint(wasmDecisionEntrypoint)
-			st.wasmTransport, _ = e.wasm.Entrypoint(wasmTransportEntrypoint)
+			st.wasmReasons, _ = e.wasm.Entrypoint(wasmReasonsEntrypoint)
 		}
 	} else {
 		st.revision = "none-" + strconv.FormatInt(e.fed.Version, 10)
@@ -420,15 +420,14 @@ func (e *Engine) Eval(ctx context.Context, in *Input) (dec Decision, err error) 
 			dec, err = policyError(st.revision), fmt.Errorf("policy: evaluation panicked: %v", r)
 		}
 	}()
-	transport := in.Action == ActionFederationInbound || in.Action == ActionFederationOutbound
 	if st.wasm != nil {
-		dec, err = e.decideWasm(ctx, st, in, transport)
+		dec, err = e.decideWasm(ctx, st, in)
 		if errors.Is(err, wasm.ErrClosed) {
 			// The module set was replaced while this evaluation waited; the prepared queries decide the same.
-			dec, err = decideTopdown(ctx, st, in, transport)
+			dec, err = decideTopdown(ctx, st, in)
 		}
 	} else {
-		dec, err = decideTopdown(ctx, st, in, transport)
+		dec, err = decideTopdown(ctx, st, in)
 	}
 	if err != nil {
 		return policyError(st.revision), err
@@ -442,12 +441,13 @@ func (e *Engine) Eval(ctx context.Context, in *Input) (dec Decision, err error) 
 }
 
 // decideTopdown evaluates with OPA's rego package.
-func decideTopdown(ctx context.Context, st *state, in *Input, transport bool) (Decision, error) {
+func decideTopdown(ctx context.Context, st *state, in *Input) (Decision, error) {
 	// No metrics: nobody reads them, and their timers are a measurable share of a federation check.
-	q := st.query
-	if transport {
-		q = st.transport
+	q, short := st.query, reasonsOnly(in.Action)
+	if short {
+		q = st.reasons
 	}
+	transport := in.Action == ActionFederationInbound || in.Action == ActionFederationOutbound
 	opts := []rego.EvalOption{rego.EvalParsedInput(inputValue(in)), rego.EvalMetrics(metrics.NoOp())}
 	if transport {
 		opts = append(opts, rego.EvalBaseCache(noBaseCache{}))
@@ -459,7 +459,7 @@ func decideTopdown(ctx context.Context, st *state, in *Input, transport bool) (D
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: eval %s: %w", in.Action, err)
 	}
-	dec, err := decisionFromResult(rs, transport)
+	dec, err := decisionFromResult(rs, short)
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: %s: %w", in.Action, err)
 	}
@@ -469,15 +469,16 @@ func decideTopdown(ctx context.Context, st *state, in *Input, transport bool) (D
 // decideWasm evaluates the same modules compiled to wasm. The input travels as the JSON encoding of Input
 // (appendInputJSON; inputValue builds the same shape for topdown); the result comes back as OPA's result set
 // in JSON and goes through the same checks as topdown's.
-func (e *Engine) decideWasm(ctx context.Context, st *state, in *Input, transport bool) (Decision, error) {
+func (e *Engine) decideWasm(ctx context.Context, st *state, in *Input) (Decision, error) {
+	short := reasonsOnly(in.Action)
 	buf, _ := e.inputBuffers.Get().(*[]byte)
 	if buf == nil {
 		buf = new([]byte)
 	}
 	*buf = appendInputJSON((*buf)[:0], in)
 	entrypoint := st.wasmDecision
-	if transport {
-		entrypoint = st.wasmTransport
+	if short {
+		entrypoint = st.wasmReasons
 	}
 	out, err := st.wasm.EvalValidJSON(ctx, entrypoint, st.wasmData, *buf)
 	e.inputBuffers.Put(buf)
@@ -487,7 +488,7 @@ func (e *Engine) decideWasm(ctx context.Context, st *state, in *Input, transport
 	// Typed decoding: a value of the wrong type is a decoding error, a missing one stays nil and
 	// decisionFromResult refuses it, so the checks are topdown's.
 	var rs rego.ResultSet
-	if transport {
+	if short {
 		var results []struct {
 			Result []string `json:"result"`
 		}
@@ -522,11 +523,19 @@ func (e *Engine) decideWasm(ctx context.Context, st *state, in *Input, transport
 			rs = rego.ResultSet{{Bindings: vars}}
 		}
 	}
-	dec, err := decisionFromResult(rs, transport)
+	dec, err := decisionFromResult(rs, short)
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: %s: %w", in.Action, err)
 	}
 	return dec, nil
+}
+
+// reasonsOnly reports whether the decision on action can be read from reasons alone: decision.rego has
+// obligations for createRoom and the user directory only, and its allow is "no reasons". Operator modules add
+// reasons, never obligations. TestReasonsQueryAgrees holds both readings to the same answer for every action,
+// and TestObligationsOnlyWhereExpected fails when decision.rego grows an obligation elsewhere.
+func reasonsOnly(action Action) bool {
+	return action != ActionRoomCreate && action != ActionUserDirectory
 }
 
 func stringsToAny(s []string) []any {
@@ -541,15 +550,15 @@ func policyError(revision string) Decision {
 	return Decision{Allow: false, Reasons: []Reason{ReasonPolicyError}, Revision: revision}
 }
 
-// decisionFromResult reads {allow, reasons, obligations} (transport: reasons only). Anything else, including an undefined result, is
+// decisionFromResult reads {allow, reasons, obligations} (short: reasons only). Anything else, including an undefined result, is
 // an error: the caller denies.
-func decisionFromResult(rs rego.ResultSet, transport bool) (Decision, error) {
+func decisionFromResult(rs rego.ResultSet, short bool) (Decision, error) {
 	if len(rs) != 1 {
 		return Decision{}, errors.New("data.tim.decision is undefined")
 	}
 	doc := rs[0].Bindings
-	if transport {
-		// transportQuery: allow is "no reasons" and there are no obligations (see its comment).
+	if short {
+		// reasonsQuery: allow is "no reasons" and there are no obligations (see reasonsOnly).
 		doc["allow"], doc["obligations"] = true, map[string]any{}
 	}
 	allow, ok := doc["allow"].(bool)
@@ -658,10 +667,10 @@ func (c *decisionCache) len() int {
 	return len(c.cur) + len(c.old)
 }
 
-// noVirtualCache and noBaseCache switch off OPA's per-evaluation memoisation for transportQuery: the shipped
+// noVirtualCache and noBaseCache switch off OPA's per-evaluation memoisation for reasonsQuery: the shipped
 // rules it reaches read each rule and each list entry once, so the caches cost their set-up (a quarter of the
 // evaluation) and never pay it back. Operator modules are arbitrary code that may lean on memoisation, so with
-// any loaded the virtual cache stays on. Memoisation does not change results; TestTransportQueryAgrees
+// any loaded the virtual cache stays on. Memoisation does not change results; TestReasonsQueryAgrees
 // compares with the full, cached query.
 type noVirtualCache struct{}
 

@@ -743,9 +743,10 @@ func TestCheckOperatorPackage(t *testing.T) {
 	}
 }
 
-// TestTransportQueryAgrees holds the reasons-only query used for federation transport checks to the full
-// decision query, for allowed and denied inputs, every list status and an operator module.
-func TestTransportQueryAgrees(t *testing.T) {
+// TestReasonsQueryAgrees holds the reasons-only reading (reasonsQuery, the wasm reasons entrypoint) to the full
+// decision query: for transport checks with allowed and denied inputs, every list status and an operator
+// module, and for every golden decision case and every action, on both evaluators.
+func TestReasonsQueryAgrees(t *testing.T) {
 	dir := t.TempDir()
 	src, err := os.ReadFile(filepath.Join("examples", "operator", "organization_type.rego"))
 	if err != nil {
@@ -753,44 +754,102 @@ func TestTransportQueryAgrees(t *testing.T) {
 	}
 	writeModule(t, dir, "organization_type.rego", string(src))
 	ctx := context.Background()
-	// Without operator modules the transport query also runs without OPA's virtual cache.
-	for _, opDir := range []string{"", dir} {
-		cfg := testConfig("pro")
-		cfg.OperatorDir = opDir
-		cfg.DecisionCacheSize = -1
-		e := newTestEngine(t, cfg)
-		if st := e.state.Load(); st.operators != (opDir != "") {
-			t.Fatalf("operators=%v with operator dir %q", st.operators, opDir)
+	var inputs []*Input
+	for _, action := range []Action{ActionFederationInbound, ActionFederationOutbound} {
+		for _, domain := range []string{"other.example", "evil.example", "", "pro.example"} {
+			for _, peer := range []*Peer{nil, {Domain: domain, OrganizationTypes: []string{"9.9.9"}}} {
+				inputs = append(inputs, &Input{Action: action, Origin: domain, Destination: domain, Peer: peer})
+			}
 		}
-		for _, status := range []string{StatusFresh, StatusStale, StatusUnavailable} {
-			f := testFederation()
-			f.Status = status
-			e.SetFederation(f)
-			st := e.state.Load()
-			for _, action := range []Action{ActionFederationInbound, ActionFederationOutbound} {
-				for _, domain := range []string{"other.example", "evil.example", "", "pro.example"} {
-					for _, peer := range []*Peer{nil, {Domain: domain, OrganizationTypes: []string{"9.9.9"}}} {
-						in := &Input{Action: action, Origin: domain, Destination: domain, Peer: peer}
-						full, err := st.query.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
-						if err != nil {
-							t.Fatal(err)
-						}
-						want, err := decisionFromResult(full, false)
-						if err != nil {
-							t.Fatal(err)
-						}
-						got, err := e.Eval(ctx, in)
-						if err != nil {
-							t.Fatal(err)
-						}
-						got.Revision = ""
-						if diff := cmp.Diff(want, got); diff != "" {
-							t.Errorf("operators=%q %s %s %q peer=%v: transport query differs (-full +transport):\n%s", opDir, status, action, domain, peer, diff)
-						}
+	}
+	for _, tc := range decisionCases {
+		inputs = append(inputs, &tc.in)
+	}
+	for _, a := range AllActions {
+		inputs = append(inputs, &Input{Action: a, Origin: "other.example", Actor: bob, Target: alice,
+			Room: &Room{JoinRule: "public"}, Request: &Request{Authenticated: true}})
+	}
+	for _, evaluator := range []string{EvaluatorWasm, EvaluatorTopdown} {
+		// Without operator modules the transport query also runs without OPA's virtual cache.
+		for _, opDir := range []string{"", dir} {
+			cfg := testConfig("pro")
+			cfg.OperatorDir = opDir
+			cfg.DecisionCacheSize = -1
+			cfg.Evaluator = evaluator
+			e := newTestEngine(t, cfg)
+			if st := e.state.Load(); st.operators != (opDir != "") || e.Evaluator() != evaluator {
+				t.Fatalf("operators=%v evaluator %q with operator dir %q", st.operators, e.Evaluator(), opDir)
+			}
+			for _, status := range []string{StatusFresh, StatusStale, StatusUnavailable} {
+				f := testFederation()
+				f.Status = status
+				e.SetFederation(f)
+				st := e.state.Load()
+				for _, in := range inputs {
+					full, err := st.query.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, err := decisionFromResult(full, false)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := e.Eval(ctx, in)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got.Revision = ""
+					if diff := cmp.Diff(want, got); diff != "" {
+						t.Errorf("%s operators=%q %s %s %q: differs from the full query (-full +engine):\n%s",
+							evaluator, opDir, status, in.Action, in.Origin, diff)
 					}
 				}
 			}
 		}
+	}
+}
+
+// TestObligationsOnlyWhereExpected: reasonsOnly reads every other action from reasons alone, which would drop
+// an obligation decision.rego gained for it. Every golden case and every action, in both variants.
+func TestObligationsOnlyWhereExpected(t *testing.T) {
+	ctx := context.Background()
+	var inputs []*Input
+	for _, tc := range decisionCases {
+		inputs = append(inputs, &tc.in)
+	}
+	for _, a := range AllActions {
+		for _, pub := range []bool{false, true} {
+			room := &Room{Preset: "private_chat"}
+			if pub {
+				room = &Room{Preset: "public_chat", Visibility: "public", JoinRule: "public"}
+			}
+			inputs = append(inputs, &Input{Action: a, Origin: "pro.example", Actor: alice, Target: bob, Room: room,
+				Request: &Request{Authenticated: true}})
+		}
+	}
+	seen := map[Action]bool{}
+	for _, variant := range []string{"pro", "epa"} {
+		st := newTestEngine(t, testConfig(variant)).state.Load()
+		for _, in := range inputs {
+			rs, err := st.query.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := decisionFromResult(rs, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Obligations != (Obligations{}) {
+				seen[in.Action] = true
+				if reasonsOnly(in.Action) {
+					t.Errorf("%s %s has obligations %+v, but reasonsOnly reads it without them", variant, in.Action, d.Obligations)
+				}
+			}
+		}
+	}
+	// The test must see the obligations it guards against losing.
+	if !seen[ActionRoomCreate] || !seen[ActionUserDirectory] {
+		t.Errorf("obligations seen for %v; want room_create and user_directory", seen)
 	}
 }
 

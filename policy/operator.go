@@ -121,11 +121,11 @@ func compileWasm(ctx context.Context, embedded, operator []moduleSource) (*wasm.
 			mods = append(mods, wasm.Module{Name: m.name, Parsed: parsed, Source: m.src})
 		}
 	}
-	p, err := wasm.Compile(ctx, mods, []string{wasmDecisionEntrypoint, wasmTransportEntrypoint})
+	p, err := wasm.Compile(ctx, mods, []string{wasmDecisionEntrypoint, wasmReasonsEntrypoint})
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range []string{wasmDecisionEntrypoint, wasmTransportEntrypoint} {
+	for _, name := range []string{wasmDecisionEntrypoint, wasmReasonsEntrypoint} {
 		if _, ok := p.Entrypoint(name); !ok {
 			p.Close(ctx)
 			return nil, fmt.Errorf("wasm: entrypoint %s missing", name)

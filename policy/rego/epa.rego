@@ -2,8 +2,9 @@
 # invite each other.
 package tim.epa
 
-# Rules compare data.tim.settings.variant and input fields with constants directly, so that OPA's rule index
-# skips every rule that cannot apply (config.epa, a rule reference, would be evaluated for each).
+# Rules compare input fields with constants directly, so that OPA's rule index skips every rule that cannot
+# apply; the ePA-only ones sit behind one comparison of data.tim.settings.variant (config.epa, a rule reference,
+# would be evaluated for each).
 
 import data.tim.federation
 import data.tim.invite
@@ -17,21 +18,25 @@ deny contains "epa_insured_to_insured" if {
 	federation.insured(input.target.domain)
 }
 
-deny contains "epa_public_room" if {
+# The rules below hold in the ePA variant only; one comparison decides for all of them (the wasm build has no
+# rule index: with the comparison in each rule, Pro paid an evaluation per rule).
+deny contains reason if {
 	data.tim.settings.variant == "epa"
+	some reason in epa_only
+}
+
+epa_only contains "epa_public_room" if {
 	input.action == "room_create"
 	room.public
 }
 
 # knock_restricted is a knock as well; fail closed on it.
-deny contains "epa_join_rule_public_or_knock" if {
-	data.tim.settings.variant == "epa"
+epa_only contains "epa_join_rule_public_or_knock" if {
 	input.action == "room_create"
 	open_join_rule
 }
 
-deny contains "epa_join_rule_public_or_knock" if {
-	data.tim.settings.variant == "epa"
+epa_only contains "epa_join_rule_public_or_knock" if {
 	input.action == "state_event"
 	input.room.state_event_type == "m.room.join_rules"
 	open_join_rule
@@ -43,28 +48,24 @@ open_join_rule if input.room.join_rule == "knock"
 
 open_join_rule if input.room.join_rule == "knock_restricted"
 
-deny contains "epa_world_readable" if {
-	data.tim.settings.variant == "epa"
+epa_only contains "epa_world_readable" if {
 	input.action == "room_create"
 	input.room.history_visibility == "world_readable"
 }
 
-deny contains "epa_world_readable" if {
-	data.tim.settings.variant == "epa"
+epa_only contains "epa_world_readable" if {
 	input.action == "state_event"
 	input.room.state_event_type == "m.room.history_visibility"
 	input.room.history_visibility == "world_readable"
 }
 
 # A_28587
-deny contains "epa_public_rooms_directory" if {
-	data.tim.settings.variant == "epa"
+epa_only contains "epa_public_rooms_directory" if {
 	input.action == "public_rooms"
 	not room.federation_surface
 }
 
-deny contains "epa_profile_no_shared_room" if {
-	data.tim.settings.variant == "epa"
+epa_only contains "epa_profile_no_shared_room" if {
 	input.action == "profile"
 	not input.request.shares_room
 	not own_profile
