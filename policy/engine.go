@@ -91,7 +91,6 @@ type Engine struct {
 	mu          sync.Mutex
 	compiler    *ast.Compiler // last good compiled set, nil when there is none
 	wasm        *wasm.Policy  // the same set compiled to wasm; nil when Config.Evaluator is topdown or it failed
-	wasmErr     error         // why the last good set runs on topdown although wasm was asked for
 	modulesHash string
 	fed         Federation
 	fedValue    ast.Value
@@ -156,7 +155,7 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 	e.fedValue = federationValue(e.fed)
 
 	// The embedded set must compile on its own: a failure here is a bug in this package, not the operator's.
-	if _, err := compileModules(embedded, nil); err != nil {
+	if _, _, err := compileModules(embedded, nil); err != nil {
 		return nil, fmt.Errorf("policy: embedded modules: %w", err)
 	}
 
@@ -201,33 +200,31 @@ func embeddedModules() ([]moduleSource, error) {
 	return out, nil
 }
 
-// compileModules parses and compiles the embedded and operator modules together.
-func compileModules(embedded, operator []moduleSource) (*ast.Compiler, error) {
+// compileModules parses and compiles the embedded and operator modules together. It also returns the parsed
+// modules for the wasm build (ast.Compiler works on copies, so they are still as parsed).
+func compileModules(embedded, operator []moduleSource) (*ast.Compiler, []wasm.Module, error) {
 	modules := make(map[string]*ast.Module, len(embedded)+len(operator))
+	parsed := make([]wasm.Module, 0, len(embedded)+len(operator))
 	popts := ast.ParserOptions{RegoVersion: ast.RegoV1}
-	for _, m := range embedded {
+	for i, m := range slices.Concat(embedded, operator) {
 		mod, err := ast.ParseModuleWithOpts(m.name, m.src, popts)
 		if err != nil {
-			return nil, fmt.Errorf("parse %s: %w", m.name, err)
+			return nil, nil, fmt.Errorf("parse %s: %w", m.name, err)
+		}
+		if i >= len(embedded) {
+			if err := checkOperatorPackage(mod); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", m.name, err)
+			}
 		}
 		modules[m.name] = mod
-	}
-	for _, m := range operator {
-		mod, err := ast.ParseModuleWithOpts(m.name, m.src, popts)
-		if err != nil {
-			return nil, fmt.Errorf("parse %s: %w", m.name, err)
-		}
-		if err := checkOperatorPackage(mod); err != nil {
-			return nil, fmt.Errorf("%s: %w", m.name, err)
-		}
-		modules[m.name] = mod
+		parsed = append(parsed, wasm.Module{Name: m.name, Parsed: mod, Source: m.src})
 	}
 	c := ast.NewCompiler().WithStrict(true)
 	c.Compile(modules)
 	if c.Failed() {
-		return nil, fmt.Errorf("compile: %w", c.Errors)
+		return nil, nil, fmt.Errorf("compile: %w", c.Errors)
 	}
-	return c, nil
+	return c, parsed, nil
 }
 
 // checkOperatorPackage admits only package tim.operator.<name>: an operator module must not redefine or

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-
 	"github.com/timstack/timstack/policy/internal/wasm"
 )
 
@@ -66,7 +64,7 @@ func (e *Engine) loadOperatorsLocked(ctx context.Context, force bool) error {
 		e.opErr = readErr
 		return readErr
 	}
-	c, err := compileModules(e.embedded, files)
+	c, parsed, err := compileModules(e.embedded, files)
 	if err != nil {
 		e.opErr = fmt.Errorf("operator modules: %w", err)
 		return e.opErr
@@ -76,16 +74,16 @@ func (e *Engine) loadOperatorsLocked(ctx context.Context, force bool) error {
 		names[i] = strings.TrimPrefix(f.name, "operator/")
 	}
 	var wp *wasm.Policy
-	var wasmErr error
 	if e.cfg.Evaluator == EvaluatorWasm {
-		if wp, wasmErr = compileWasm(ctx, e.embedded, files); wasmErr != nil {
-			e.log.Warn("policy: the module set runs on topdown, the wasm target cannot compile it", "error", wasmErr)
+		var err error
+		if wp, err = compileWasm(ctx, parsed); err != nil {
+			e.log.Warn("policy: the module set runs on topdown, the wasm target cannot compile it", "error", err)
 		}
 	}
-	prev, prevWasm, prevWasmErr, prevHash, prevLoaded := e.compiler, e.wasm, e.wasmErr, e.modulesHash, e.opLoaded
-	e.compiler, e.wasm, e.wasmErr, e.modulesHash, e.opLoaded = c, wp, wasmErr, modulesHash(e.embedded, files), names
+	prev, prevWasm, prevHash, prevLoaded := e.compiler, e.wasm, e.modulesHash, e.opLoaded
+	e.compiler, e.wasm, e.modulesHash, e.opLoaded = c, wp, modulesHash(e.embedded, files), names
 	if err := e.publishLocked(ctx); err != nil {
-		e.compiler, e.wasm, e.wasmErr, e.modulesHash, e.opLoaded = prev, prevWasm, prevWasmErr, prevHash, prevLoaded
+		e.compiler, e.wasm, e.modulesHash, e.opLoaded = prev, prevWasm, prevHash, prevLoaded
 		if wp != nil {
 			wp.Close(ctx)
 		}
@@ -108,19 +106,8 @@ func (e *Engine) loadOperatorsLocked(ctx context.Context, force bool) error {
 // swap.
 const defaultRetireAfter = 10 * time.Second
 
-// compileWasm compiles the embedded and operator modules with OPA's wasm target.
-func compileWasm(ctx context.Context, embedded, operator []moduleSource) (*wasm.Policy, error) {
-	popts := ast.ParserOptions{RegoVersion: ast.RegoV1}
-	var mods []wasm.Module
-	for _, set := range [][]moduleSource{embedded, operator} {
-		for _, m := range set {
-			parsed, err := ast.ParseModuleWithOpts(m.name, m.src, popts)
-			if err != nil {
-				return nil, fmt.Errorf("parse %s: %w", m.name, err)
-			}
-			mods = append(mods, wasm.Module{Name: m.name, Parsed: parsed, Source: m.src})
-		}
-	}
+// compileWasm compiles the parsed embedded and operator modules with OPA's wasm target.
+func compileWasm(ctx context.Context, mods []wasm.Module) (*wasm.Policy, error) {
 	p, err := wasm.Compile(ctx, mods, []string{wasmDecisionEntrypoint, wasmReasonsEntrypoint})
 	if err != nil {
 		return nil, err

@@ -266,7 +266,6 @@ type instance struct {
 	// evaluation; the evaluation then fails as a whole.
 	builtinErr error
 	builtins   map[int32]string
-	evalCtx    context.Context
 }
 
 type exports struct {
@@ -369,10 +368,9 @@ func (inst *instance) eval(ctx context.Context, entrypoint int32, data *Data, in
 		return nil, err
 	}
 	inst.mem.Write(inputAt, input)
-	inst.builtinErr, inst.evalCtx = nil, ctx
+	inst.builtinErr = nil
 	res, err := inst.call32(ctx, inst.fns.eval, 0, uint32(entrypoint), inst.dataAt, inputAt, uint32(len(input)),
 		inputAt+uint32(len(input)), 0)
-	inst.evalCtx = nil
 	if err != nil {
 		return nil, fmt.Errorf("wasm: eval: %w", err)
 	}
@@ -537,15 +535,12 @@ func (inst *instance) builtin(ctx context.Context, id uint32, args ...uint32) ui
 		}
 		terms[i] = t
 	}
-	evalCtx := inst.evalCtx
-	if evalCtx == nil {
-		evalCtx = ctx
-	}
 	bctx := topdown.BuiltinContext{
-		Context: evalCtx, Seed: rand.Reader, Time: ast.NumberTerm(json.Number(fmt.Sprint(time.Now().UnixNano()))),
+		// ctx is the evaluation's: wazero hands host functions the context of the call into the module.
+		Context: ctx, Seed: rand.Reader, Time: ast.NumberTerm(json.Number(fmt.Sprint(time.Now().UnixNano()))),
 		Location: &ast.Location{},
 	}
-	if err := evalCtx.Err(); err != nil {
+	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
 	var result *ast.Term
