@@ -2,29 +2,18 @@ package directory_test
 
 import (
 	"context"
-	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/timstack/timstack/directory"
 	"github.com/timstack/timstack/directory/index"
-	"github.com/timstack/timstack/directory/store/sqlite"
 )
 
 func TestPipeline(t *testing.T) {
 	ctx := context.Background()
 	docs := fixtureDocs(t)
-	openStore := func(name string) *sqlite.Store {
-		st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		return st
-	}
 	t.Run("small batches that reference earlier ones are stored like one Put, progress after each", func(t *testing.T) {
-		viaPut, viaPipe := openStore("put.db"), openStore("pipe.db")
+		viaPut, viaPipe := openSQLite(t, "put.db"), openSQLite(t, "pipe.db")
 		if _, err := (&directory.Writer{Store: viaPut}).Put(ctx, docs); err != nil {
 			t.Fatal(err)
 		}
@@ -42,29 +31,10 @@ func TestPipeline(t *testing.T) {
 		if len(progress) != (len(docs)+size-1)/size || progress[len(progress)-1] != len(docs) {
 			t.Errorf("progress %v, want one call per batch ending at %d", progress, len(docs))
 		}
-		for _, q := range []index.Query{
-			{Type: index.PractitionerRole, Limit: 1000, Total: true, Where: index.Text{Words: []string{"berlin"}}},
-			{Type: index.HealthcareService, Limit: 1000, Total: true, Where: index.Text{Words: []string{"praxis"}}},
-			{Type: index.Practitioner, Limit: 1000, Total: true},
-		} {
-			want, err := viaPut.Search(ctx, q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want.Total == 0 {
-				t.Fatalf("%s search matches nothing in the fixture: the comparison would prove nothing", q.Type)
-			}
-			got, err := viaPipe.Search(ctx, q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("%s search: pipeline gives %+v, Put gives %+v", q.Type, got, want)
-			}
-		}
+		searchesAgree(t, viaPipe, "pipeline", viaPut)
 	})
 	t.Run("an invalid document is reported by Add and nothing after it is stored", func(t *testing.T) {
-		st := openStore("bad.db")
+		st := openSQLite(t, "bad.db")
 		p := (&directory.Writer{Store: st}).NewPipeline(ctx, nil)
 		if err := p.Add(docs[:10]); err != nil {
 			t.Fatal(err)
@@ -89,7 +59,7 @@ func TestPipeline(t *testing.T) {
 		}
 	})
 	t.Run("a storing error is returned and later batches are refused", func(t *testing.T) {
-		st := openStore("closed.db")
+		st := openSQLite(t, "closed.db")
 		_ = st.Close() // every write fails
 		p := (&directory.Writer{Store: st}).NewPipeline(ctx, func(int) { t.Error("progress reported for a failed batch") })
 		var addErr error

@@ -57,15 +57,7 @@ func TestWriterPutReportsTheFirstInvalidResourceOfALargeBatch(t *testing.T) {
 func TestPreparedBatchIsStoredLikePutAndOnlyOnce(t *testing.T) {
 	ctx := context.Background()
 	docs := fixtureDocs(t)
-	openStore := func(name string) *sqlite.Store {
-		st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		return st
-	}
-	viaPut, viaPrepared := openStore("put.db"), openStore("prepared.db")
+	viaPut, viaPrepared := openSQLite(t, "put.db"), openSQLite(t, "prepared.db")
 	if _, err := (&directory.Writer{Store: viaPut}).Put(ctx, docs); err != nil {
 		t.Fatal(err)
 	}
@@ -83,26 +75,7 @@ func TestPreparedBatchIsStoredLikePutAndOnlyOnce(t *testing.T) {
 	if again, err := w.PutPrepared(ctx, b); err != nil || len(again) != 0 {
 		t.Fatalf("second PutPrepared = %d resources, %v; want none", len(again), err)
 	}
-	for _, q := range []index.Query{
-		{Type: index.PractitionerRole, Limit: 1000, Total: true, Where: index.Text{Words: []string{"berlin"}}},
-		{Type: index.HealthcareService, Limit: 1000, Total: true, Where: index.Text{Words: []string{"praxis"}}},
-		{Type: index.Practitioner, Limit: 1000, Total: true},
-	} {
-		want, err := viaPut.Search(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want.Total == 0 {
-			t.Fatalf("%s search matches nothing in the fixture: the comparison would prove nothing", q.Type)
-		}
-		got, err := viaPrepared.Search(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%s search: prepared batch gives %+v, Put gives %+v", q.Type, got, want)
-		}
-	}
+	searchesAgree(t, viaPrepared, "prepared batch", viaPut)
 	r, err := viaPrepared.Get(ctx, index.Practitioner, "pr-zz-bulk")
 	if err != nil {
 		t.Fatal(err)
@@ -170,5 +143,43 @@ func TestPrefetchedLinkedResourcesAreReadAgainWhenChanged(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// openSQLite opens a SQLite store in a new file of t's temporary directory, closed when t ends.
+func openSQLite(t *testing.T, name string) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// searchesAgree checks that a few searches the fixture answers give the same result on got (stored
+// the way gotName says) as on want (stored by Put).
+func searchesAgree(t *testing.T, got *sqlite.Store, gotName string, want *sqlite.Store) {
+	t.Helper()
+	ctx := context.Background()
+	for _, q := range []index.Query{
+		{Type: index.PractitionerRole, Limit: 1000, Total: true, Where: index.Text{Words: []string{"berlin"}}},
+		{Type: index.HealthcareService, Limit: 1000, Total: true, Where: index.Text{Words: []string{"praxis"}}},
+		{Type: index.Practitioner, Limit: 1000, Total: true},
+	} {
+		w, err := want.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.Total == 0 {
+			t.Fatalf("%s search matches nothing in the fixture: the comparison would prove nothing", q.Type)
+		}
+		g, err := got.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("%s search: %s gives %+v, Put gives %+v", q.Type, gotName, g, w)
+		}
 	}
 }

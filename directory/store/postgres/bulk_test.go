@@ -27,11 +27,7 @@ func openPG(t testing.TB, dsn string) *postgres.Store {
 func indexDefs(t *testing.T, dsn string) []string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, dsn)
 	rows, err := conn.Query(ctx, `SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename LIKE 'idx\_%' ORDER BY indexname`)
 	if err != nil {
 		t.Fatal(err)
@@ -48,11 +44,7 @@ func indexDefs(t *testing.T, dsn string) []string {
 func autovacuumOptions(t *testing.T, dsn string) map[string]string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, dsn)
 	rows, err := conn.Query(ctx, `SELECT relname, coalesce((SELECT o FROM unnest(reloptions) o WHERE o LIKE 'autovacuum_enabled=%'), '')
 FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'`)
 	if err != nil {
@@ -215,13 +207,13 @@ func TestBulkLoad(t *testing.T) {
 // chainRows lists the chain rows of the database dsn names (storetest.ChainRowsQuery).
 func chainRows(t *testing.T, dsn string) [][]string {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	r, err := conn.Query(ctx, storetest.ChainRowsQuery)
+	return connChainRows(t, connect(t, dsn))
+}
+
+// connChainRows lists the chain rows (storetest.ChainRowsQuery) conn sees.
+func connChainRows(t *testing.T, conn *pgx.Conn) [][]string {
+	t.Helper()
+	r, err := conn.Query(context.Background(), storetest.ChainRowsQuery)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,6 +226,18 @@ func chainRows(t *testing.T, dsn string) [][]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// connect opens a connection to the database dsn names, closed when t ends.
+func connect(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	return conn
 }
 
 func TestBulkLoadChainRows(t *testing.T) {

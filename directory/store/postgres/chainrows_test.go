@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/timstack/timstack/directory/store/postgres"
 	"github.com/timstack/timstack/directory/store/storetest"
 )
@@ -22,27 +21,8 @@ func TestChainRowsMigrationFillsWhatWritesKeep(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows := func() [][]string {
-		t.Helper()
-		r, err := conn.Query(ctx, storetest.ChainRowsQuery)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := pgx.CollectRows(r, func(row pgx.CollectableRow) ([]string, error) {
-			var a, b, c, d string
-			err := row.Scan(&a, &b, &c, &d)
-			return []string{a, b, c, d}, err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
+	conn := connect(t, dsn)
+	rows := func() [][]string { return connChainRows(t, conn) }
 	storetest.MigrationRefillsChainRows(t, 4, rows,
 		func(q string) error { _, err := conn.Exec(ctx, q); return err },
 		func() error {

@@ -17,11 +17,7 @@ import (
 func tableDump(t *testing.T, dsn string) map[string][]string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, dsn)
 	out := map[string][]string{}
 	for _, tab := range core.Tables() {
 		rows, err := conn.Query(ctx, `SELECT t::text FROM `+tab.Name+` t ORDER BY 1`)
