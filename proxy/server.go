@@ -24,6 +24,7 @@ import (
 	"github.com/timstack/timstack/proxy/dirfacts"
 	"github.com/timstack/timstack/proxy/flist"
 	"github.com/timstack/timstack/proxy/forward"
+	"github.com/timstack/timstack/proxy/h1"
 	"github.com/timstack/timstack/proxy/matrix"
 	"github.com/timstack/timstack/proxy/mxerr"
 	"github.com/timstack/timstack/proxy/route"
@@ -78,6 +79,7 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Proxy, error) {
 	if p.hsURL, err = url.Parse(cfg.Homeserver.URL); err != nil {
 		return nil, fmt.Errorf("homeserver.url: %w", err)
 	}
+	upstreamDialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	p.upstream = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(p.hsURL)
@@ -85,18 +87,27 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Proxy, error) {
 			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
+			useBufferedBody(pr)
 		},
-		Transport: &http.Transport{
-			Proxy:                 nil,
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          1024,
-			MaxIdleConnsPerHost:   1024,
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: 0, // per request via context (long-polls)
-			// Forward the client's Accept-Encoding as is. Otherwise Go's transport asks for gzip on every
-			// request and unpacks the answer again: the homeserver compresses what no client asked to be
-			// compressed (Synapse on its one Python core) and the proxy decompresses it.
-			DisableCompression: true,
+		// Plain-HTTP requests with a body in memory (or none), almost all of them, are synchronous round
+		// trips on the handler's goroutine (proxy/h1); TLS to the homeserver and streamed uploads use Go's
+		// transport.
+		Transport: &h1.Transport{
+			Dial:        upstreamDialer.DialContext,
+			MaxIdle:     1024,
+			IdleTimeout: 90 * time.Second,
+			Fallback: &http.Transport{
+				Proxy:                 nil,
+				DialContext:           upstreamDialer.DialContext,
+				MaxIdleConns:          1024,
+				MaxIdleConnsPerHost:   1024,
+				IdleConnTimeout:       90 * time.Second,
+				ResponseHeaderTimeout: 0, // per request via context (long-polls)
+				// Forward the client's Accept-Encoding as is. Otherwise Go's transport asks for gzip on
+				// every request and unpacks the answer again: the homeserver compresses what no client
+				// asked to be compressed (Synapse on its one Python core) and the proxy decompresses it.
+				DisableCompression: true,
+			},
 		},
 		BufferPool: &p.buffers,
 		// FlushInterval stays 0: ReverseProxy still flushes at once whatever has no length (chunked answers,

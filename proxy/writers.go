@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"strconv"
 )
 
@@ -90,6 +91,21 @@ func (b *bufferWriter) copyHeaders(w http.ResponseWriter) {
 		w.Header()[k] = v
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(b.buf.Len()))
+}
+
+// useBufferedBody gives the outgoing request the body the proxy already holds in memory (withBody), in
+// place of ReverseProxy's wrapper around the incoming one. net/http sends the headers of a request whose
+// body is not a known in-memory reader by themselves, then the body: two writes and two packets to the
+// homeserver for every PUT and POST. With the buffered reader it is one write, as for any request the
+// proxy builds itself. Only requests made by withBody carry GetBody; an incoming request never does, so a
+// streamed body (media) keeps ReverseProxy's wrapper.
+func useBufferedBody(pr *httputil.ProxyRequest) {
+	if pr.In.GetBody == nil || pr.In.ContentLength <= 0 {
+		return
+	}
+	if body, err := pr.In.GetBody(); err == nil {
+		pr.Out.Body = body
+	}
 }
 
 // withBody returns a shallow copy of r whose body is b. The header map is shared, not cloned: the reverse

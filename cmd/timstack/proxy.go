@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -29,6 +30,7 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("proxy", stderr)
 	configFile := fs.String("config", os.Getenv("TIMSTACK_CONFIG"), "configuration file (YAML); env TIMSTACK_CONFIG")
 	check := fs.Bool("check-config", false, "validate the configuration and exit")
+	cpuProfile := fs.String("cpu-profile", "", "write a Go CPU profile of the proxy's whole run to this file, finished on shutdown (go tool pprof)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return usageError("%v", err)
@@ -49,6 +51,17 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return failure("cpu profile: %v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return failure("cpu profile: %v", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	p, err := proxy.New(ctx, cfg, proxy.Deps{Log: log})
 	if err != nil {
 		return failure("%v", err)
