@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/timstack/timstack/directory/index"
 	"github.com/timstack/timstack/directory/store/internal/core"
 )
 
@@ -23,6 +24,16 @@ const bulkLoadKey = "store.postgres.bulk-load"
 // bulkAutovacuumKey lists, while a bulk load runs, the index tables it turned autovacuum off for (those
 // without an autovacuum_enabled setting of their own); EndBulkLoad resets them.
 const bulkAutovacuumKey = bulkLoadKey + ".autovacuum"
+
+// bulkChainRowsKey is set by BeginBulkLoad: the load's writes compute the chain rows of the roots they
+// write (putBulk), so EndBulkLoad recomputes them only when bulkChainStaleKey says a write may have left
+// some out of date. A load begun without it (by an older version) gets them all recomputed.
+const bulkChainRowsKey = bulkLoadKey + ".chain-rows"
+
+// bulkChainStaleKey is set by a write of the bulk load after which some chain rows may be out of date: a
+// root linked to a target that was not stored yet, or a target was written or deleted while roots that
+// link to it were stored already.
+const bulkChainStaleKey = bulkLoadKey + ".chain-rows-stale"
 
 // ErrNotEmpty is returned (wrapped) by BeginBulkLoad when the store already holds resources.
 var ErrNotEmpty = errors.New("store is not empty")
@@ -91,7 +102,7 @@ ORDER BY 1`)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO kv (key, value) VALUES ($1, $2)`, bulkLoadKey, marker); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO kv (key, value) VALUES ($1, $2), ($3, '')`, bulkLoadKey, marker, bulkChainRowsKey); err != nil {
 			return err
 		}
 		if len(drop) > 0 {
@@ -264,30 +275,41 @@ func (s *Store) EndBulkLoadTimed(ctx context.Context, report func(phase string, 
 			return wrap(err)
 		}
 		defer func() { _, _ = c.Exec(context.Background(), `RESET maintenance_work_mem`) }()
+		if _, err := c.Exec(ctx, `SET max_parallel_maintenance_workers = 0`); err != nil {
+			return wrap(err)
+		}
+		defer func() { _, _ = c.Exec(context.Background(), `RESET max_parallel_maintenance_workers`) }()
 		conns[i] = c
 	}
 	conn := conns[0]
-	// The chain rows, all at once (writes in a bulk load leave them out), before the value indexes, so
-	// they are built over them once. Rerun after an interruption, it recomputes them. The joins read whole
-	// tables: the planner needs their statistics first (otherwise it nested-loops over seq scans: 9
-	// minutes at a tenth of full scale instead of seconds). Building the indexes of the other tables
-	// meanwhile, on the second connection, made the chain rows take 77 s instead of about 35 at full
-	// scale and saved nothing.
-	if _, err := conn.Exec(ctx, `ANALYZE idx_reference, idx_string, idx_token`); err != nil {
+	var byPut, stale bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM kv WHERE key = $1), EXISTS (SELECT 1 FROM kv WHERE key = $2)`, bulkChainRowsKey, bulkChainStaleKey).Scan(&byPut, &stale); err != nil {
 		return wrap(err)
 	}
-	done("analyze-chain-inputs")
-	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		for _, st := range core.RebuildChainRows(core.Postgres) {
-			if _, err := tx.Exec(ctx, st.SQL(), st.Args...); err != nil {
-				return err
-			}
+	if !byPut || stale {
+		// The chain rows, all at once, before the value indexes, so they are built over them once.
+		// Rerun after an interruption, it recomputes them. The joins read whole tables: the planner
+		// needs their statistics first (otherwise it nested-loops over seq scans: 9 minutes at a tenth
+		// of full scale instead of seconds). Building the indexes of the other tables meanwhile, on the
+		// second connection, made the chain rows take 77 s instead of about 35 at full scale and saved
+		// nothing.
+		if _, err := conn.Exec(ctx, `ANALYZE idx_reference, idx_string, idx_token`); err != nil {
+			return wrap(err)
 		}
-		return nil
-	}); err != nil {
-		return wrap(fmt.Errorf("bulk load: chain rows: %w", err))
+		done("analyze-chain-inputs")
+		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			for _, st := range core.RebuildChainRows(core.Postgres) {
+				if _, err := tx.Exec(ctx, st.SQL(), st.Args...); err != nil {
+					return err
+				}
+			}
+			_, err := tx.Exec(ctx, `DELETE FROM kv WHERE key = $1`, bulkChainStaleKey)
+			return err
+		}); err != nil {
+			return wrap(fmt.Errorf("bulk load: chain rows: %w", err))
+		}
+		done("chain-rows")
 	}
-	done("chain-rows")
 	if err := buildIndexes(ctx, conns, defs, timed); err != nil {
 		return err
 	}
@@ -314,11 +336,131 @@ func (s *Store) EndBulkLoadTimed(ctx context.Context, report func(phase string, 
 				return err
 			}
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM kv WHERE key = $1 OR key = $2`, bulkLoadKey, bulkAutovacuumKey)
+		_, err = tx.Exec(ctx, `DELETE FROM kv WHERE key = ANY($1)`, []string{bulkLoadKey, bulkAutovacuumKey, bulkChainRowsKey, bulkChainStaleKey})
 		return err
 	}); err != nil {
 		return wrap(err)
 	}
 	s.bulk.Store(false)
 	return nil
+}
+
+// putBulk is Put in a bulk load: the resources with the chain rows of their roots computed here from the
+// targets in rs or stored (core.WithChainRows), instead of the joins refreshChainRows runs per write
+// (without statistics on the growing tables those read whole tables) or EndBulkLoad runs over
+// everything (50 s of a full-scale load). What this cannot see is marked for EndBulkLoad
+// (bulkChainStaleKey): a root's target not stored yet, and targets written while roots linking to them
+// were stored already. Concurrent writes of a root and its new target cannot both miss each other: the
+// root's write either sees the committed target or marks it unseen.
+func (s *Store) putBulk(ctx context.Context, tx pgx.Tx, rs []index.Resource, rounds [][]int, now time.Time, out []index.Resource) error {
+	withChains, stale, err := core.WithChainRows(rs, func(target string, ids, params []string) (map[string]core.ChainTarget, error) {
+		return chainTargets(ctx, tx, target, ids, params)
+	})
+	if err != nil {
+		return fmt.Errorf("chain rows: %w", err)
+	}
+	for _, round := range rounds {
+		if err := s.putRound(ctx, tx, withChains, round, now, out); err != nil {
+			return err
+		}
+	}
+	if !stale {
+		if stale, err = linkedByStoredRoots(ctx, tx, rs, out); err != nil {
+			return fmt.Errorf("chain rows: %w", err)
+		}
+	}
+	if stale {
+		return markChainRowsStale(ctx, tx)
+	}
+	return nil
+}
+
+// chainTargets reads the stored targets among ids for core.WithChainRows. The index tables have no
+// statistics during a bulk load (autovacuum is off for them), so the planner is kept from reading them
+// whole: these are a few thousand probes of the (type, id) indexes.
+func chainTargets(ctx context.Context, tx pgx.Tx, target string, ids, params []string) (map[string]core.ChainTarget, error) {
+	if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+		return nil, err
+	}
+	out := make(map[string]core.ChainTarget, len(ids))
+	rows, err := tx.Query(ctx, `SELECT r.id, EXISTS (SELECT 1 FROM idx_token a WHERE a.type = r.type AND a.id = r.id AND a.param = 'active' AND a.code = 'true')
+FROM resources r WHERE r.type = $1 AND r.id = ANY($2::text[])`, target, ids)
+	if err != nil {
+		return nil, err
+	}
+	var id string
+	var active bool
+	if _, err := pgx.ForEachRow(rows, []any{&id, &active}, func() error {
+		out[id] = core.ChainTarget{Active: active}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	rows, err = tx.Query(ctx, `SELECT id, param, value FROM idx_string WHERE type = $1 AND id = ANY($2::text[]) AND param = ANY($3::text[])`, target, ids, params)
+	if err != nil {
+		return nil, err
+	}
+	var row index.Row
+	if _, err := pgx.ForEachRow(rows, []any{&id, &row.Param, &row.Value}, func() error {
+		if t, ok := out[id]; ok && t.Active { // an inactive target's strings are not copied
+			row.Type = index.TypeString
+			t.Strings = append(t.Strings, row)
+			out[id] = t
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	_, err = tx.Exec(ctx, `SET LOCAL enable_seqscan = DEFAULT`)
+	return out, err
+}
+
+// linkedByStoredRoots reports whether chain targets among rs were stored before (out holds their new
+// versions) or are linked to by roots stored before that are not among rs: those roots' chain rows may
+// be out of date.
+func linkedByStoredRoots(ctx context.Context, tx pgx.Tx, rs, out []index.Resource) (bool, error) {
+	for _, cr := range core.AllChainRows() {
+		var targets, roots []string
+		for i, r := range rs {
+			switch r.Type {
+			case cr.Target:
+				if out[i].VersionID > 1 {
+					return true, nil
+				}
+				targets = append(targets, r.ID)
+			case cr.Root:
+				roots = append(roots, r.ID)
+			}
+		}
+		if len(targets) == 0 {
+			continue
+		}
+		var linked bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM idx_reference
+WHERE ref_id = ANY($1::text[]) AND ref_type = $2 AND param = $3 AND type = $4 AND NOT (id = ANY($5::text[])))`,
+			targets, cr.Target, cr.Param, cr.Root, roots).Scan(&linked); err != nil {
+			return false, err
+		}
+		if linked {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// markChainRowsStale tells EndBulkLoad to recompute every chain row. It is the last statement of a
+// write, so the row lock of the mark is held only until the commit.
+func markChainRowsStale(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `INSERT INTO kv (key, value) VALUES ($1, '') ON CONFLICT (key) DO NOTHING`, bulkChainStaleKey)
+	return err
+}
+
+// isChainTarget reports whether typ is the target of a chain with chain rows.
+func isChainTarget(typ string) bool {
+	for _, cr := range core.AllChainRows() {
+		if cr.Target == typ {
+			return true
+		}
+	}
+	return false
 }

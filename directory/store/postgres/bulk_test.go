@@ -242,33 +242,88 @@ func connect(t *testing.T, dsn string) *pgx.Conn {
 
 func TestBulkLoadChainRows(t *testing.T) {
 	ctx := context.Background()
-	t.Run("a bulk load ends with the chain rows a plain import keeps", func(t *testing.T) {
-		plainDSN, bulkDSN := pg.DSN(t), pg.DSN(t)
-		plain := openPG(t, plainDSN)
-		if _, err := plain.Put(ctx, storetest.ChainRowsData()...); err != nil {
-			t.Fatal(err)
+	var targets, roots, dangling []index.Resource
+	for _, r := range storetest.ChainRowsData() {
+		switch {
+		case r.ID == "r-dangling":
+			dangling = append(dangling, r)
+		case r.Type == index.PractitionerRole || r.Type == index.HealthcareService:
+			roots = append(roots, r)
+		default:
+			targets = append(targets, r)
 		}
-		bulk := openPG(t, bulkDSN)
-		if err := bulk.BeginBulkLoad(ctx); err != nil {
-			t.Fatal(err)
+	}
+	var firstPractitioner string
+	for _, r := range targets {
+		if r.Type == index.Practitioner {
+			firstPractitioner = r.ID
+			break
 		}
-		if _, err := bulk.Put(ctx, storetest.ChainRowsData()...); err != nil {
-			t.Fatal(err)
+	}
+	put := func(rs ...[]index.Resource) func(context.Context, *postgres.Store) error {
+		return func(ctx context.Context, s *postgres.Store) error {
+			for _, batch := range rs {
+				if _, err := s.Put(ctx, batch...); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
-		if n := len(chainRows(t, bulkDSN)); n != 0 {
-			t.Errorf("%d chain rows written during the load, want none (EndBulkLoad computes them)", n)
-		}
-		if err := bulk.EndBulkLoad(ctx); err != nil {
-			t.Fatal(err)
-		}
-		want := chainRows(t, plainDSN)
-		if len(want) < 100 {
-			t.Fatalf("only %d chain rows in the plain import", len(want))
-		}
-		if diff := cmp.Diff(want, chainRows(t, bulkDSN)); diff != "" {
-			t.Errorf("chain rows after the bulk load (-plain +bulk):\n%s", diff)
-		}
-	})
+	}
+	all := append(append(append([]index.Resource(nil), targets...), roots...), dangling...)
+	for _, c := range []struct {
+		name  string
+		write func(context.Context, *postgres.Store) error
+		stale bool // EndBulkLoad has to recompute the chain rows
+	}{
+		{"targets before their roots: the load's writes keep the chain rows", put(targets, roots), false},
+		{"targets and roots in one write", put(append(append([]index.Resource(nil), roots...), targets...)), false},
+		{"roots before their targets are recomputed at the end", put(roots, targets), true},
+		{"a root linking to a target never stored is recomputed at the end", put(all), true},
+		{"targets written again after their roots are recomputed at the end", put(targets, roots, targets[:10]), true},
+		{"a target deleted after its roots is recomputed at the end", func(ctx context.Context, s *postgres.Store) error {
+			if err := put(targets, roots)(ctx, s); err != nil {
+				return err
+			}
+			return s.Delete(ctx, index.Practitioner, firstPractitioner)
+		}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			plainDSN, bulkDSN := pg.DSN(t), pg.DSN(t)
+			if err := c.write(ctx, openPG(t, plainDSN)); err != nil {
+				t.Fatal(err)
+			}
+			want := chainRows(t, plainDSN)
+			if len(want) < 100 {
+				t.Fatalf("only %d chain rows in the plain import", len(want))
+			}
+			bulk := openPG(t, bulkDSN)
+			if err := bulk.BeginBulkLoad(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.write(ctx, bulk); err != nil {
+				t.Fatal(err)
+			}
+			var stale bool
+			if err := connect(t, bulkDSN).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM kv WHERE key LIKE '%chain-rows-stale')`).Scan(&stale); err != nil {
+				t.Fatal(err)
+			}
+			if stale != c.stale {
+				t.Errorf("chain rows marked stale: %v, want %v", stale, c.stale)
+			}
+			if !c.stale {
+				if diff := cmp.Diff(want, chainRows(t, bulkDSN)); diff != "" {
+					t.Errorf("chain rows written during the load (-plain +bulk):\n%s", diff)
+				}
+			}
+			if err := bulk.EndBulkLoad(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, chainRows(t, bulkDSN)); diff != "" {
+				t.Errorf("chain rows after the bulk load (-plain +bulk):\n%s", diff)
+			}
+		})
+	}
 	t.Run("a store opened during another's bulk load keeps chain rows once it has ended", func(t *testing.T) {
 		dsn := pg.DSN(t)
 		loader := openPG(t, dsn)

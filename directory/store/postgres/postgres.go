@@ -162,12 +162,7 @@ func (s *Store) Put(ctx context.Context, rs ...index.Resource) ([]index.Resource
 			return err
 		}
 		if bulk {
-			for _, round := range rounds {
-				if err := s.putRound(ctx, tx, rs, round, now, out); err != nil {
-					return err
-				}
-			}
-			return nil
+			return s.putBulk(ctx, tx, rs, rounds, now, out)
 		}
 		if err := lockChainRows(ctx, tx, written); err != nil {
 			return err
@@ -454,6 +449,10 @@ func (s *Store) Delete(ctx context.Context, typ, id string) error {
 			return wrap(err)
 		}
 		if bulk {
+			// The roots of a deleted target keep its chain rows until EndBulkLoad recomputes them.
+			if isChainTarget(typ) {
+				return wrap(markChainRowsStale(ctx, tx))
+			}
 			return nil
 		}
 		return wrap(refreshChainRows(ctx, tx, []index.Ref{{Type: typ, ID: id}}))

@@ -322,3 +322,113 @@ func (cr ChainRows) statements(d Dialect, ids []string) []*Builder {
 	where(insStr)
 	return []*Builder{delStr, delTok, insTok, insStr}
 }
+
+// ChainTarget is what the chain rows take from a target: whether it is active (active=true in any
+// system) and its string rows of the chain's parameters.
+type ChainTarget struct {
+	Active  bool
+	Strings []index.Row
+}
+
+// ChainLookup reads the stored targets of type target among ids (ids not stored are left out), with the
+// string rows of the parameters params.
+type ChainLookup func(target string, ids []string, params []string) (map[string]ChainTarget, error)
+
+// WithChainRows returns rs with the chain rows of its roots computed in Go, for a bulk load that writes
+// them with the roots instead of joining the index tables afterwards: the roots' own rows with chain-row
+// parameters are left out (the store keeps those), and every root gets the rows of the active targets
+// its reference rows point at, read from rs (the last occurrence of a target in rs) or else through
+// lookup. unseen reports a target found neither in rs nor by lookup, which a later write may add (its
+// roots' rows then need recomputing). The caller's resources and rows are not modified.
+func WithChainRows(rs []index.Resource, lookup ChainLookup) (out []index.Resource, unseen bool, err error) {
+	out = rs
+	copied := false
+	for _, cr := range AllChainRows() {
+		known := map[string]*ChainTarget{}
+		for _, r := range rs {
+			if r.Type != cr.Target {
+				continue
+			}
+			t := &ChainTarget{}
+			for _, row := range r.Rows {
+				switch {
+				case row.Type == index.TypeToken && row.Param == "active" && row.Code == "true":
+					t.Active = true
+				case row.Type == index.TypeString && contains(cr.Strings, row.Param):
+					t.Strings = append(t.Strings, row)
+				}
+			}
+			known[r.ID] = t // the last occurrence wins, as it does in the store
+		}
+		var need []string
+		asked := map[string]bool{}
+		for _, r := range rs {
+			if r.Type != cr.Root {
+				continue
+			}
+			for _, row := range r.Rows {
+				if row.Type == index.TypeReference && row.Param == cr.Param && row.RefType == cr.Target {
+					if _, ok := known[row.RefID]; !ok && !asked[row.RefID] {
+						asked[row.RefID] = true
+						need = append(need, row.RefID)
+					}
+				}
+			}
+		}
+		if len(need) > 0 {
+			sort.Strings(need)
+			stored, err := lookup(cr.Target, need, cr.Strings)
+			if err != nil {
+				return nil, false, err
+			}
+			for _, id := range need {
+				t, ok := stored[id]
+				if !ok {
+					unseen = true
+					continue
+				}
+				known[id] = &t
+			}
+		}
+		for i, r := range rs {
+			if r.Type != cr.Root {
+				continue
+			}
+			var rows []index.Row
+			for _, row := range r.Rows {
+				if (row.Type == index.TypeString || row.Type == index.TypeToken) && isChainRowParam(r.Type, row.Param) {
+					continue
+				}
+				rows = append(rows, row)
+			}
+			for _, row := range r.Rows {
+				if row.Type != index.TypeReference || row.Param != cr.Param || row.RefType != cr.Target {
+					continue
+				}
+				t := known[row.RefID]
+				if t == nil || !t.Active {
+					continue
+				}
+				rows = append(rows, index.Row{Param: cr.ActiveParam(), Type: index.TypeToken, Code: "true"})
+				for _, s := range t.Strings {
+					rows = append(rows, index.Row{Param: cr.prefix() + s.Param, Type: index.TypeString, Value: s.Value})
+				}
+			}
+			if !copied {
+				out = append([]index.Resource(nil), rs...)
+				copied = true
+			}
+			out[i].Rows = rows
+		}
+	}
+	return out, unseen, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
