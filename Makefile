@@ -69,6 +69,7 @@ FUZZ_TARGETS := \
 	./proxy/dirfacts:FuzzParseOrganizationTypes \
 	./proxy/dirfacts:FuzzParseToken \
 	./policy:FuzzEval \
+	./policy:FuzzDecodeWasmResult \
 	./authn/idp:FuzzParseTokenResponse \
 	./authn/idp:FuzzVerifyIDToken \
 	./authn/devidp:FuzzSignedChallenge \

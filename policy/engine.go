@@ -482,43 +482,25 @@ func (e *Engine) decideWasm(ctx context.Context, st *state, in *Input) (Decision
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: eval %s: %w", in.Action, err)
 	}
-	// Typed decoding: a value of the wrong type is a decoding error, a missing one stays nil and
-	// decisionFromResult refuses it, so the checks are topdown's.
+	// A value of the wrong type is a decoding error; a missing one stays nil and decisionFromResult refuses
+	// it, so the checks are topdown's.
+	r, err := decodeWasmResult(out, short)
+	if err != nil {
+		return Decision{}, fmt.Errorf("policy: %s: %w", in.Action, err)
+	}
 	var rs rego.ResultSet
-	if short {
-		var results []struct {
-			Result []string `json:"result"`
+	if r.defined {
+		vars := rego.Vars{}
+		if r.allow != nil {
+			vars["allow"] = *r.allow
 		}
-		if err := json.Unmarshal(out, &results); err != nil {
-			return Decision{}, fmt.Errorf("policy: %s: result: %w", in.Action, err)
+		if r.hasReasons {
+			vars["reasons"] = stringsToAny(r.reasons)
 		}
-		if len(results) == 1 && results[0].Result != nil {
-			rs = rego.ResultSet{{Bindings: rego.Vars{"reasons": stringsToAny(results[0].Result)}}}
+		if r.obligations != nil {
+			vars["obligations"] = r.obligations
 		}
-	} else {
-		var results []struct {
-			Result struct {
-				Allow       *bool          `json:"allow"`
-				Reasons     []string       `json:"reasons"`
-				Obligations map[string]any `json:"obligations"`
-			} `json:"result"`
-		}
-		if err := json.Unmarshal(out, &results); err != nil {
-			return Decision{}, fmt.Errorf("policy: %s: result: %w", in.Action, err)
-		}
-		if len(results) == 1 {
-			r, vars := results[0].Result, rego.Vars{}
-			if r.Allow != nil {
-				vars["allow"] = *r.Allow
-			}
-			if r.Reasons != nil {
-				vars["reasons"] = stringsToAny(r.Reasons)
-			}
-			if r.Obligations != nil {
-				vars["obligations"] = r.Obligations
-			}
-			rs = rego.ResultSet{{Bindings: vars}}
-		}
+		rs = rego.ResultSet{{Bindings: vars}}
 	}
 	dec, err := decisionFromResult(rs, short)
 	if err != nil {
