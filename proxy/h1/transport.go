@@ -67,6 +67,10 @@ var aLongTimeAgo = time.Unix(1, 0)
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !t.takes(req) {
+		if t.Fallback == nil {
+			closeBody(req)
+			return nil, errors.New("homeserver round trip: no fallback transport for this request")
+		}
 		return t.Fallback.RoundTrip(req)
 	}
 	ctx := req.Context()
@@ -77,7 +81,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(req)
 			return nil, fmt.Errorf("homeserver round trip: %w", context.Cause(ctx))
 		}
-		c, reused, err := t.get(ctx, addr, !idempotent)
+		c, reused, err := t.get(ctx, addr)
 		if err != nil {
 			closeBody(req)
 			return nil, fmt.Errorf("homeserver round trip: dial %s: %w", addr, err)
@@ -86,10 +90,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			return resp, nil
 		}
-		// A connection the homeserver closed while it sat idle fails before any byte of an answer. An
-		// idempotent request is sent again, once, on a new connection. Any other request was only given a
-		// connection that was still open just before (get checks), so its failure is reported, as the
-		// homeserver may have acted on it.
+		// get only hands out idle connections that are still open, but the homeserver may close one just
+		// after that check: the request then fails before any byte of an answer. An idempotent request is
+		// sent again, once, on a new connection; any other failure is reported, as the homeserver may have
+		// acted on the request.
 		if reused && idempotent && !c.read && attempt == 0 && ctx.Err() == nil && retryable(err) {
 			if req.GetBody != nil {
 				body, gerr := req.GetBody()
@@ -207,9 +211,11 @@ func (b *body) finish(complete bool) {
 	b.c.nc.Close()
 }
 
-// get returns an idle connection to addr, or a new one; reused says which. With check, an idle connection
-// is only taken when the homeserver has not closed it meanwhile.
-func (t *Transport) get(ctx context.Context, addr string, check bool) (*conn, bool, error) {
+// get returns an idle connection to addr, or a new one; reused says which. An idle connection is only
+// taken when the homeserver has neither closed it meanwhile nor sent anything on it: net/http's Transport
+// watches idle connections with a reader goroutine each; this looks once, when one is taken (a
+// non-blocking peek, one system call).
+func (t *Transport) get(ctx context.Context, addr string) (*conn, bool, error) {
 	timeout := t.IdleTimeout
 	if timeout <= 0 {
 		timeout = 90 * time.Second
@@ -228,17 +234,12 @@ func (t *Transport) get(ctx context.Context, addr string, check bool) (*conn, bo
 			c.nc.Close()
 			continue
 		}
-		if check {
-			t.mu.Unlock()
-			if open(c.nc) {
-				return c, true, nil
-			}
-			c.nc.Close()
-			t.mu.Lock()
-			continue
-		}
 		t.mu.Unlock()
-		return c, true, nil
+		if open(c.nc) {
+			return c, true, nil
+		}
+		c.nc.Close()
+		t.mu.Lock()
 	}
 	t.mu.Unlock()
 	nc, err := t.Dial(ctx, "tcp", addr)

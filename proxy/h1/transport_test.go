@@ -337,3 +337,26 @@ func TestDialFailure(t *testing.T) {
 		t.Fatalf("err %v, want a dial error", err)
 	}
 }
+
+// An idle connection on which the homeserver said something nobody asked for (here a 408 after an idle
+// timeout) is not used: that answer must not be taken for the next request's.
+func TestUnsolicitedAnswerOnIdleConnection(t *testing.T) {
+	srv := newRawServer(t, func(w *bufio.Writer, r *http.Request, body []byte) bool {
+		echo(w, r, body)
+		w.Flush()
+		time.Sleep(5 * time.Millisecond) // the client has read the answer and pooled the connection
+		w.WriteString("HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+		return true
+	})
+	tr, _ := newTransport()
+	for i := range 3 {
+		_, got := do(t, tr, inMemory(context.Background(), http.MethodGet, srv.url("/x"), ""))
+		if got != "GET /x " {
+			t.Fatalf("request %d: answer %q", i, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := srv.conns.Load(); n != 3 {
+		t.Fatalf("%d connections, want 3", n)
+	}
+}
