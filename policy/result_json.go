@@ -36,39 +36,28 @@ func decodeWasmResult(b []byte, short bool) (wasmResult, error) {
 	if d.consume(']') {
 		return r, d.end()
 	}
-	if !d.consume('{') {
-		return r, d.fail("result is not an object")
-	}
-	seenResult := false
-	for first := true; ; first = false {
-		d.ws()
-		if d.consume('}') {
-			if first || !seenResult {
-				return r, d.fail("result has no value")
-			}
-			break
-		}
-		if !first && !(d.consume(',') && d.wsThen()) {
-			return r, d.fail("expected , or }")
-		}
+	err := d.list('{', '}', "a result object", func() error {
 		key, err := d.key()
 		if err != nil {
-			return r, err
+			return err
 		}
-		if key != "result" || seenResult {
+		if key != "result" || r.defined {
 			// "expressions" and "bindings" do not occur in OPA's wasm result sets; refuse what is not understood.
-			return r, d.fail(fmt.Sprintf("unexpected member %q", key))
+			return d.fail(fmt.Sprintf("unexpected member %q", key))
 		}
-		seenResult = true
 		r.defined = true
 		if short {
-			if r.reasons, err = d.stringArray(); err != nil {
-				return r, err
-			}
-			r.hasReasons = true
-		} else if err := d.decision(&r); err != nil {
-			return r, err
+			r.reasons, err = d.stringArray()
+			r.hasReasons = err == nil
+			return err
 		}
+		return d.decision(&r)
+	})
+	if err != nil {
+		return r, err
+	}
+	if !r.defined {
+		return r, d.fail("result has no value")
 	}
 	d.ws()
 	if !d.consume(']') {
@@ -97,8 +86,28 @@ func (d *resultDecoder) ws() {
 	}
 }
 
-// wsThen skips white space and reports true, for use in conditions.
-func (d *resultDecoder) wsThen() bool { d.ws(); return true }
+// list reads an array or object: open, items separated by commas, close. item reads one item (for an
+// object, a member with its name).
+func (d *resultDecoder) list(open, close byte, what string, item func() error) error {
+	if !d.consume(open) {
+		return d.fail("expected " + what)
+	}
+	for first := true; ; first = false {
+		d.ws()
+		if d.consume(close) {
+			return nil
+		}
+		if !first {
+			if !d.consume(',') {
+				return d.fail("expected , or " + string(close))
+			}
+			d.ws()
+		}
+		if err := item(); err != nil {
+			return err
+		}
+	}
+}
 
 func (d *resultDecoder) consume(c byte) bool {
 	if d.i < len(d.b) && d.b[d.i] == c {
@@ -170,24 +179,13 @@ func (d *resultDecoder) str() (string, error) {
 }
 
 func (d *resultDecoder) stringArray() ([]string, error) {
-	if !d.consume('[') {
-		return nil, d.fail("expected an array of strings")
-	}
 	out := []string{}
-	for first := true; ; first = false {
-		d.ws()
-		if d.consume(']') {
-			return out, nil
-		}
-		if !first && !(d.consume(',') && d.wsThen()) {
-			return nil, d.fail("expected , or ]")
-		}
+	err := d.list('[', ']', "an array of strings", func() error {
 		s, err := d.str()
-		if err != nil {
-			return nil, err
-		}
 		out = append(out, s)
-	}
+		return err
+	})
+	return out, err
 }
 
 // scalar reads true, false or a string.
@@ -213,17 +211,7 @@ func (d *resultDecoder) literal(word string) bool {
 
 // decision reads {"allow": bool, "obligations": {name: bool|string}, "reasons": [string]} in any order.
 func (d *resultDecoder) decision(r *wasmResult) error {
-	if !d.consume('{') {
-		return d.fail("decision is not an object")
-	}
-	for first := true; ; first = false {
-		d.ws()
-		if d.consume('}') {
-			return nil
-		}
-		if !first && !(d.consume(',') && d.wsThen()) {
-			return d.fail("expected , or }")
-		}
+	return d.list('{', '}', "a decision object", func() error {
 		key, err := d.key()
 		if err != nil {
 			return err
@@ -237,43 +225,36 @@ func (d *resultDecoder) decision(r *wasmResult) error {
 			}
 			r.allow = &b
 		case key == "reasons" && !r.hasReasons:
-			if r.reasons, err = d.stringArray(); err != nil {
-				return err
-			}
-			r.hasReasons = true
+			r.reasons, err = d.stringArray()
+			r.hasReasons = err == nil
+			return err
 		case key == "obligations" && r.obligations == nil:
-			if r.obligations, err = d.obligationObject(); err != nil {
-				return err
-			}
+			r.obligations, err = d.obligationObject()
+			return err
 		default:
 			return d.fail(fmt.Sprintf("unexpected or repeated member %q", key))
 		}
-	}
+		return nil
+	})
 }
 
 func (d *resultDecoder) obligationObject() (map[string]any, error) {
-	if !d.consume('{') {
-		return nil, d.fail("obligations is not an object")
-	}
 	out := map[string]any{}
-	for first := true; ; first = false {
-		d.ws()
-		if d.consume('}') {
-			return out, nil
-		}
-		if !first && !(d.consume(',') && d.wsThen()) {
-			return nil, d.fail("expected , or }")
-		}
+	err := d.list('{', '}', "an obligations object", func() error {
 		key, err := d.key()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if _, dup := out[key]; dup {
-			return nil, d.fail(fmt.Sprintf("obligation %q twice", key))
+			return d.fail(fmt.Sprintf("obligation %q twice", key))
 		}
 		// decisionFromResult checks each obligation's type; a value of another kind is refused here.
-		if out[key], err = d.scalar(); err != nil {
-			return nil, errors.Join(fmt.Errorf("obligation %q", key), err)
+		v, err := d.scalar()
+		if err != nil {
+			return errors.Join(fmt.Errorf("obligation %q", key), err)
 		}
-	}
+		out[key] = v
+		return nil
+	})
+	return out, err
 }
