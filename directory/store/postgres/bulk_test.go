@@ -39,13 +39,13 @@ func indexDefs(t *testing.T, dsn string) []string {
 	return defs
 }
 
-// autovacuumOptions lists the tables of the database dsn names with their autovacuum_enabled setting
-// ("" when they have none).
+// autovacuumOptions lists the tables of the database dsn names with their autovacuum settings, sorted and
+// comma-separated ("" when they have none).
 func autovacuumOptions(t *testing.T, dsn string) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	conn := connect(t, dsn)
-	rows, err := conn.Query(ctx, `SELECT relname, coalesce((SELECT o FROM unnest(reloptions) o WHERE o LIKE 'autovacuum_enabled=%'), '')
+	rows, err := conn.Query(ctx, `SELECT relname, coalesce((SELECT string_agg(o, ',' ORDER BY o) FROM unnest(reloptions) o WHERE o LIKE 'autovacuum%'), '')
 FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'`)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func TestBulkLoad(t *testing.T) {
 		}
 	})
 
-	t.Run("a load turns autovacuum off for the index tables it does not read and its end turns it back on", func(t *testing.T) {
+	t.Run("a load turns autovacuum off for the index tables it does not read, insert vacuums for the others, and its end turns them back on", func(t *testing.T) {
 		dsn := pg.DSN(t)
 		s := openPG(t, dsn)
 		conn, err := pgx.Connect(ctx, dsn)
@@ -145,7 +145,8 @@ func TestBulkLoad(t *testing.T) {
 		during := autovacuumOptions(t, dsn)
 		for table, want := range map[string]string{
 			"idx_token": "autovacuum_enabled=false", "idx_string": "autovacuum_enabled=false",
-			"idx_geo": "autovacuum_enabled=true", "idx_reference": "", "resources": "",
+			"idx_geo":       "autovacuum_enabled=true",
+			"idx_reference": "autovacuum_vacuum_insert_threshold=-1", "resources": "autovacuum_vacuum_insert_threshold=-1",
 		} {
 			if during[table] != want {
 				t.Errorf("during the load %s has %q, want %q", table, during[table], want)

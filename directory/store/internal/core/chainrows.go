@@ -344,6 +344,16 @@ func WithChainRows(rs []index.Resource, lookup ChainLookup) (out []index.Resourc
 	out = rs
 	copied := false
 	for _, cr := range AllChainRows() {
+		hasRoots := false
+		for _, r := range rs {
+			if r.Type == cr.Root {
+				hasRoots = true
+				break
+			}
+		}
+		if !hasRoots {
+			continue // most batches of a load: only targets or other types
+		}
 		known := map[string]*ChainTarget{}
 		for _, r := range rs {
 			if r.Type != cr.Target {

@@ -1,10 +1,12 @@
 package core
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/timstack/timstack/directory/index"
 )
 
@@ -47,6 +49,68 @@ func TestChainRowsAreUsed(t *testing.T) {
 				if got := strings.Contains(page, "idx_reference"); got != c.wantChain {
 					t.Errorf("dialect %d: walks the reference = %v, want %v\n%s", d, got, c.wantChain, page)
 				}
+			}
+		})
+	}
+}
+
+func TestWithChainRows(t *testing.T) {
+	prac := func(id string, active bool, name string) index.Resource {
+		return index.Resource{Type: index.Practitioner, ID: id, Rows: []index.Row{
+			{Param: "active", Type: index.TypeToken, Code: fmt.Sprint(active)}, {Param: "name", Type: index.TypeString, Value: name}}}
+	}
+	role := func(id, pract string, more ...index.Row) index.Resource {
+		return index.Resource{Type: index.PractitionerRole, ID: id, Rows: append([]index.Row{
+			{Param: "practitioner", Type: index.TypeReference, RefType: index.Practitioner, RefID: pract}}, more...)}
+	}
+	chain := func(rs []index.Resource) []index.Row {
+		var out []index.Row
+		for _, r := range rs {
+			for _, row := range r.Rows {
+				if r.Type == index.PractitionerRole && row.Type != index.TypeReference {
+					out = append(out, row)
+				}
+			}
+		}
+		return out
+	}
+	stored := map[string]ChainTarget{"p-stored": {Active: true, Strings: []index.Row{{Param: "name", Type: index.TypeString, Value: "berta"}}}, "p-off": {}}
+	lookup := func(target string, ids, params []string) (map[string]ChainTarget, error) {
+		out := map[string]ChainTarget{}
+		for _, id := range ids {
+			if t, ok := stored[id]; ok {
+				out[id] = t
+			}
+		}
+		return out, nil
+	}
+	marker := index.Row{Param: "practitioner.active", Type: index.TypeToken, Code: "true"}
+	for _, c := range []struct {
+		name   string
+		rs     []index.Resource
+		want   []index.Row
+		unseen bool
+	}{
+		{"a role gets the names of its active practitioner in the same write", []index.Resource{role("r", "p"), prac("p", true, "anna")},
+			[]index.Row{marker, {Param: "practitioner.name", Type: index.TypeString, Value: "anna"}}, false},
+		{"a role gets the names of its stored practitioner", []index.Resource{role("r", "p-stored")},
+			[]index.Row{marker, {Param: "practitioner.name", Type: index.TypeString, Value: "berta"}}, false},
+		{"an inactive practitioner gives no chain rows", []index.Resource{role("r", "p-off")}, nil, false},
+		{"a practitioner not stored is reported", []index.Resource{role("r", "nobody")}, nil, true},
+		{"chain rows the caller gives are left out", []index.Resource{role("r", "p-off", index.Row{Param: "practitioner.name", Type: index.TypeString, Value: "x"})}, nil, false},
+		{"the last occurrence of a practitioner counts", []index.Resource{prac("p", true, "anna"), role("r", "p"), prac("p", false, "anna")}, nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := fmt.Sprint(c.rs)
+			got, unseen, err := WithChainRows(c.rs, lookup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(c.want, chain(got)); diff != "" || unseen != c.unseen {
+				t.Errorf("chain rows (-want +got):\n%s\nunseen %v, want %v", diff, unseen, c.unseen)
+			}
+			if fmt.Sprint(c.rs) != before {
+				t.Error("the caller's resources were changed")
 			}
 		})
 	}
