@@ -7,7 +7,8 @@
 #   2. proxy/bench/cmd/benchproxy: a trivial upstream, a bare ReverseProxy and `timstack proxy` as separate
 #      processes; closed-loop max throughput, then open-loop latency at half the timstack maximum, for a
 #      decided PUT and a forwarded GET; idle /sync long-polls with the proxy's VmRSS; throughput and latency
-#      in front of a real Synapse (installed by scripts/synapse.sh) direct vs through the proxy.
+#      in front of a real Synapse (installed by scripts/synapse.sh): direct, through a bare ReverseProxy and
+#      through timstack.
 #
 # Prints one table (also saved as $BENCH_PROXY_DIR/report.md and report.json). About 6 minutes.
 #

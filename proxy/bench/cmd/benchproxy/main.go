@@ -688,6 +688,13 @@ func synapseScenario(ctx context.Context, o options, rep *Report) error {
 		return err
 	}
 	defer ts.stop()
+	// A bare ReverseProxy in front of the same Synapse: on shared cores any proxy takes CPU from the
+	// homeserver, and its loss is the part of timstack's that is not timstack's own doing.
+	bare, err := startSelf(ctx, o.workdir, "bare-synapse", "bare", "--listen", "127.0.0.1:0", "--upstream", "http://"+hsAddr)
+	if err != nil {
+		return err
+	}
+	defer bare.stop()
 	userID, token, err := hs.RegisterUser(ictx, "bench", "bench-password-1", false)
 	if err != nil {
 		return fmt.Errorf("registering the bench user: %w", err)
@@ -706,6 +713,7 @@ func synapseScenario(ctx context.Context, o options, rep *Report) error {
 		rep.SynapsePin = fmt.Sprintf("Synapse pinned to CPU %s; load generator and proxy to CPU %s", pinLast, pinRest)
 	}
 	direct := target{"synapse", hsAddr, hsPID, hsPID}
+	viaBare := target{"bare→synapse", bare.addr, bare.pid(), hsPID}
 	proxied := target{"timstack→synapse", ts.addr, ts.pid(), hsPID}
 	kinds := []struct {
 		name string
@@ -716,7 +724,7 @@ func synapseScenario(ctx context.Context, o options, rep *Report) error {
 	}
 	for _, k := range kinds {
 		for range synapseRounds {
-			for _, t := range []target{direct, proxied} {
+			for _, t := range []target{direct, viaBare, proxied} {
 				if t.pid == 0 {
 					t.pid = os.Getpid() // unknown Synapse pid: the CPU columns are meaningless, the rest is not
 				}
@@ -928,15 +936,21 @@ func synapseLoss(w io.Writer, ms []Measurement) {
 		a.p99 += m.P99
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(tw, "request\tdirect rps\tvia timstack rps\tthroughput loss (< 5 %)\tadded p50 / p99 ms")
+	fmt.Fprintln(tw, "request\tdirect rps\tvia timstack rps\tthroughput loss (< 5 %)\tadded p50 / p99 ms\tvia bare proxy rps\tbare proxy's loss\ttimstack vs bare")
 	for _, r := range reqs {
-		d, p := sums[r]["synapse"], sums[r]["timstack→synapse"]
+		d, p, b := sums[r]["synapse"], sums[r]["timstack→synapse"], sums[r]["bare→synapse"]
 		if d == nil || p == nil || d.rps == 0 {
 			continue
 		}
 		loss := 1 - p.rps/d.rps
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f%% %s\t%+.3f / %+.3f\n", r, d.rps/synapseRounds, p.rps/synapseRounds, 100*loss,
-			verdict(true, loss < 0.05), (p.p50-d.p50)/synapseRounds, (p.p99-d.p99)/synapseRounds)
+		bareRPS, bareLoss, vsBare := "-", "-", "-"
+		if b != nil && b.rps > 0 {
+			bareRPS = fmt.Sprintf("%.0f", b.rps/synapseRounds)
+			bareLoss = fmt.Sprintf("%.1f%%", 100*(1-b.rps/d.rps))
+			vsBare = fmt.Sprintf("%.1f%%", 100*(p.rps/b.rps-1))
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f%% %s\t%+.3f / %+.3f\t%s\t%s\t%s\n", r, d.rps/synapseRounds, p.rps/synapseRounds, 100*loss,
+			verdict(true, loss < 0.05), (p.p50-d.p50)/synapseRounds, (p.p99-d.p99)/synapseRounds, bareRPS, bareLoss, vsBare)
 	}
 	tw.Flush()
 }
