@@ -482,27 +482,13 @@ func (e *Engine) decideWasm(ctx context.Context, st *state, in *Input) (Decision
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: eval %s: %w", in.Action, err)
 	}
-	// A value of the wrong type is a decoding error; a missing one stays nil and decisionFromResult refuses
-	// it, so the checks are topdown's.
+	// A value of the wrong type is a decoding error; a missing one stays missing and decisionFromRaw refuses
+	// it, as it does topdown's.
 	r, err := decodeWasmResult(out, short)
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: %s: %w", in.Action, err)
 	}
-	var rs rego.ResultSet
-	if r.defined {
-		vars := rego.Vars{}
-		if r.allow != nil {
-			vars["allow"] = *r.allow
-		}
-		if r.hasReasons {
-			vars["reasons"] = stringsToAny(r.reasons)
-		}
-		if r.obligations != nil {
-			vars["obligations"] = r.obligations
-		}
-		rs = rego.ResultSet{{Bindings: vars}}
-	}
-	dec, err := decisionFromResult(rs, short)
+	dec, err := decisionFromRaw(r, short)
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: %s: %w", in.Action, err)
 	}
@@ -517,53 +503,76 @@ func reasonsOnly(action Action) bool {
 	return action != ActionRoomCreate && action != ActionUserDirectory
 }
 
-func stringsToAny(s []string) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
-}
-
 func policyError(revision string) Decision {
 	return Decision{Allow: false, Reasons: []Reason{ReasonPolicyError}, Revision: revision}
 }
 
-// decisionFromResult reads {allow, reasons, obligations} (short: reasons only). Anything else, including an undefined result, is
-// an error: the caller denies.
+// decisionFromResult reads topdown's {allow, reasons, obligations} (short: reasons only) for decisionFromRaw.
 func decisionFromResult(rs rego.ResultSet, short bool) (Decision, error) {
 	if len(rs) != 1 {
-		return Decision{}, errors.New("data.tim.decision is undefined")
+		return decisionFromRaw(rawDecision{}, short)
 	}
 	doc := rs[0].Bindings
+	r := rawDecision{defined: true}
+	if v, ok := doc["allow"]; ok {
+		allow, ok := v.(bool)
+		if !ok {
+			return Decision{}, fmt.Errorf("%s.allow is %T, not a boolean", "data.tim.decision", v)
+		}
+		r.allow = &allow
+	}
+	if v, ok := doc["reasons"]; ok {
+		raw, ok := v.([]any)
+		if !ok {
+			return Decision{}, fmt.Errorf("%s.reasons is %T, not a set", "data.tim.decision", v)
+		}
+		r.reasons, r.hasReasons = make([]string, 0, len(raw)), true
+		for _, x := range raw {
+			s, ok := x.(string)
+			if !ok {
+				return Decision{}, fmt.Errorf("%s.reasons holds %T, not a string", "data.tim.decision", x)
+			}
+			r.reasons = append(r.reasons, s)
+		}
+	}
+	if v, ok := doc["obligations"]; ok {
+		obl, ok := v.(map[string]any)
+		if !ok {
+			return Decision{}, fmt.Errorf("%s.obligations is %T, not an object", "data.tim.decision", v)
+		}
+		r.obligations = obl
+	}
+	return decisionFromRaw(r, short)
+}
+
+// decisionFromRaw checks a decision document, from either evaluator, and turns it into a Decision. Anything
+// missing or unknown is an error: the caller denies.
+func decisionFromRaw(r rawDecision, short bool) (Decision, error) {
+	if !r.defined {
+		return Decision{}, errors.New("data.tim.decision is undefined")
+	}
 	if short {
 		// reasonsQuery: allow is "no reasons" and there are no obligations (see reasonsOnly).
-		doc["allow"], doc["obligations"] = true, map[string]any{}
+		allow := true
+		r.allow, r.obligations = &allow, map[string]any{}
 	}
-	allow, ok := doc["allow"].(bool)
-	if !ok {
-		return Decision{}, fmt.Errorf("%s.allow is %T, not a boolean", "data.tim.decision", doc["allow"])
+	if r.allow == nil {
+		return Decision{}, fmt.Errorf("%s.allow is missing", "data.tim.decision")
 	}
-	rawReasons, ok := doc["reasons"].([]any)
-	if !ok {
-		return Decision{}, fmt.Errorf("%s.reasons is %T, not a set", "data.tim.decision", doc["reasons"])
+	if !r.hasReasons {
+		return Decision{}, fmt.Errorf("%s.reasons is missing", "data.tim.decision")
+	}
+	if r.obligations == nil {
+		return Decision{}, fmt.Errorf("%s.obligations is missing", "data.tim.decision")
 	}
 	var dec Decision
-	for _, r := range rawReasons {
-		s, ok := r.(string)
-		if !ok {
-			return Decision{}, fmt.Errorf("%s.reasons holds %T, not a string", "data.tim.decision", r)
-		}
+	for _, s := range r.reasons {
 		dec.Reasons = append(dec.Reasons, Reason(s))
 	}
 	sort.Slice(dec.Reasons, func(i, j int) bool { return dec.Reasons[i] < dec.Reasons[j] })
 	// Fail closed on a contradiction: a reason always denies, whatever allow says.
-	dec.Allow = allow && len(dec.Reasons) == 0
-	obl, ok := doc["obligations"].(map[string]any)
-	if !ok {
-		return Decision{}, fmt.Errorf("%s.obligations is %T, not an object", "data.tim.decision", doc["obligations"])
-	}
-	for k, v := range obl {
+	dec.Allow = *r.allow && len(dec.Reasons) == 0
+	for k, v := range r.obligations {
 		var typeOK bool
 		switch k {
 		case "force_federate_false":

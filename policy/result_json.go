@@ -14,9 +14,9 @@ import (
 // is strict: anything else (another member, another type, trailing bytes) is an error, and the decision
 // fails closed (policy_error).
 
-// wasmResult is the decoded result. Missing members stay nil, so decisionFromResult refuses them as it
-// refuses them from topdown.
-type wasmResult struct {
+// rawDecision is a decision document as an evaluator returned it: the wasm result decoded here, or topdown's
+// bindings (decisionFromResult). Missing members stay nil; decisionFromRaw checks them for both.
+type rawDecision struct {
 	defined     bool
 	allow       *bool
 	reasons     []string
@@ -25,9 +25,9 @@ type wasmResult struct {
 }
 
 // decodeWasmResult reads a result set; short says R is the reasons array.
-func decodeWasmResult(b []byte, short bool) (wasmResult, error) {
+func decodeWasmResult(b []byte, short bool) (rawDecision, error) {
 	d := resultDecoder{b: b}
-	var r wasmResult
+	var r rawDecision
 	d.ws()
 	if !d.consume('[') {
 		return r, d.fail("result set is not an array")
@@ -210,7 +210,7 @@ func (d *resultDecoder) literal(word string) bool {
 }
 
 // decision reads {"allow": bool, "obligations": {name: bool|string}, "reasons": [string]} in any order.
-func (d *resultDecoder) decision(r *wasmResult) error {
+func (d *resultDecoder) decision(r *rawDecision) error {
 	return d.list('{', '}', "a decision object", func() error {
 		key, err := d.key()
 		if err != nil {

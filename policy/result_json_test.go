@@ -15,21 +15,21 @@ func TestDecodeWasmResult(t *testing.T) {
 		name    string
 		in      string
 		short   bool
-		want    wasmResult
+		want    rawDecision
 		wantErr bool
 	}{
-		{name: "an undefined entrypoint is an empty result set", in: `[]`, want: wasmResult{}},
+		{name: "an undefined entrypoint is an empty result set", in: `[]`, want: rawDecision{}},
 		{name: "reasons of a short decision", in: `[{"result":["inviter_not_federated","invite_not_permitted"]}]`, short: true,
-			want: wasmResult{defined: true, hasReasons: true, reasons: []string{"inviter_not_federated", "invite_not_permitted"}}},
-		{name: "no reasons", in: `[{"result":[]}]`, short: true, want: wasmResult{defined: true, hasReasons: true, reasons: []string{}}},
+			want: rawDecision{defined: true, hasReasons: true, reasons: []string{"inviter_not_federated", "invite_not_permitted"}}},
+		{name: "no reasons", in: `[{"result":[]}]`, short: true, want: rawDecision{defined: true, hasReasons: true, reasons: []string{}}},
 		{name: "a full decision with obligations", in: `[{"result":{"allow":true,"obligations":{"force_federate_false":true,"room_version":"10"},"reasons":[]}}]`,
-			want: wasmResult{defined: true, allow: ptr(true), hasReasons: true, reasons: []string{},
+			want: rawDecision{defined: true, allow: ptr(true), hasReasons: true, reasons: []string{},
 				obligations: map[string]any{"force_federate_false": true, "room_version": "10"}}},
 		{name: "members in another order and white space", in: " [ { \"result\" : { \"reasons\" : [ \"a\" ] , \"allow\" : false , \"obligations\" : { } } } ] ",
-			want: wasmResult{defined: true, allow: ptr(false), hasReasons: true, reasons: []string{"a"}, obligations: map[string]any{}}},
+			want: rawDecision{defined: true, allow: ptr(false), hasReasons: true, reasons: []string{"a"}, obligations: map[string]any{}}},
 		{name: "an escaped string is decoded", in: `[{"result":["a\"b\u00e4"]}]`, short: true,
-			want: wasmResult{defined: true, hasReasons: true, reasons: []string{"a\"bä"}}},
-		{name: "a missing member stays missing", in: `[{"result":{"reasons":[]}}]`, want: wasmResult{defined: true, hasReasons: true, reasons: []string{}}},
+			want: rawDecision{defined: true, hasReasons: true, reasons: []string{"a\"bä"}}},
+		{name: "a missing member stays missing", in: `[{"result":{"reasons":[]}}]`, want: rawDecision{defined: true, hasReasons: true, reasons: []string{}}},
 		{name: "allow of another type is refused", in: `[{"result":{"allow":"yes","reasons":[]}}]`, wantErr: true},
 		{name: "an obligation that is a number is refused", in: `[{"result":{"allow":true,"obligations":{"x":1},"reasons":[]}}]`, wantErr: true},
 		{name: "an obligation that is null is refused", in: `[{"result":{"allow":true,"obligations":{"x":null},"reasons":[]}}]`, wantErr: true},
@@ -56,7 +56,7 @@ func TestDecodeWasmResult(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(wasmResult{})); diff != "" {
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(rawDecision{})); diff != "" {
 				t.Fatalf("(-want +got)\n%s", diff)
 			}
 		})
@@ -88,7 +88,7 @@ func FuzzDecodeWasmResult(f *testing.F) {
 			}
 			return
 		}
-		want := wasmResult{defined: true}
+		want := rawDecision{defined: true}
 		if short {
 			want.hasReasons = true
 			for _, r := range std[0]["result"].([]any) {
@@ -109,7 +109,7 @@ func FuzzDecodeWasmResult(f *testing.F) {
 				want.obligations = o.(map[string]any)
 			}
 		}
-		if diff := cmp.Diff(want, got, cmp.AllowUnexported(wasmResult{}), cmpopts.EquateEmpty()); diff != "" {
+		if diff := cmp.Diff(want, got, cmp.AllowUnexported(rawDecision{}), cmpopts.EquateEmpty()); diff != "" {
 			t.Fatalf("%q: (-encoding/json +reader)\n%s", b, diff)
 		}
 	})

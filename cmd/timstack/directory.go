@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -336,15 +335,11 @@ func runDirectoryImport(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx := context.Background()
 	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+		stopProfile, err := startCPUProfile(*cpuProfile)
 		if err != nil {
 			return failure("directory import: %v", err)
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return failure("directory import: cpu profile: %v", err)
-		}
-		defer pprof.StopCPUProfile()
+		defer stopProfile()
 	}
 	// Parsing and indexing allocate a lot of short-lived garbage; collecting it at 4x the live heap
 	// instead of 2x took 11% off the load phase of a tenth of the synthetic data set (the live heap is a

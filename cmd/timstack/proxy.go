@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -52,15 +51,11 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+		stopProfile, err := startCPUProfile(*cpuProfile)
 		if err != nil {
-			return failure("cpu profile: %v", err)
+			return failure("%v", err)
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return failure("cpu profile: %v", err)
-		}
-		defer pprof.StopCPUProfile()
+		defer stopProfile()
 	}
 	p, err := proxy.New(ctx, cfg, proxy.Deps{Log: log})
 	if err != nil {

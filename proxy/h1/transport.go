@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -51,6 +52,7 @@ type conn struct {
 	bw        *bufio.Writer
 	read      bool // a byte of the current response arrived
 	idleSince time.Time
+	raw       syscall.RawConn // for open's peek; set on its first use
 }
 
 func (c *conn) Read(p []byte) (int, error) {
@@ -235,7 +237,7 @@ func (t *Transport) get(ctx context.Context, addr string) (*conn, bool, error) {
 			continue
 		}
 		t.mu.Unlock()
-		if open(c.nc) {
+		if open(c) {
 			return c, true, nil
 		}
 		c.nc.Close()
