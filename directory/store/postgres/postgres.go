@@ -399,12 +399,22 @@ func (s *Store) Get(ctx context.Context, typ, id string) (index.Resource, error)
 	return r, nil
 }
 
+// getManySQL reads the resources of one type among the ids $2 with a primary-key probe per id, whatever
+// the planner statistics say. The plain `type = $1 AND id = ANY($2)` was planned as a bitmap scan of the
+// whole type filtered by id when the statistics were older than the table: during a bulk load, where the
+// writer reads the Practitioners its roles link to, that read all 50k Practitioners of a tenth of full
+// scale for every batch of 1,000 roles (32 µs per id instead of a few). OFFSET 0 keeps the lateral
+// subquery from being flattened into a join the planner could hash.
+const getManySQL = `SELECT r.id, r.version_id, r.last_updated, r.json
+FROM unnest($2::text[]) AS k(id)
+CROSS JOIN LATERAL (SELECT id, version_id, last_updated, json FROM resources WHERE type = $1 AND id = k.id OFFSET 0) r`
+
 // GetMany returns the resources named by refs in their order, skipping missing ones.
 func (s *Store) GetMany(ctx context.Context, refs []index.Ref) ([]index.Resource, error) {
 	types, ids := core.GroupRefs(refs)
 	found := make(map[index.Ref]index.Resource, len(refs))
 	for _, typ := range types {
-		rows, err := s.pool.Query(ctx, `SELECT id, version_id, last_updated, json FROM resources WHERE type = $1 AND id = ANY($2::text[])`, typ, ids[typ])
+		rows, err := s.pool.Query(ctx, getManySQL, typ, ids[typ])
 		if err != nil {
 			return nil, wrap(err)
 		}
