@@ -265,12 +265,40 @@ RETURNING type, id, version_id`, types, ids, now, jsons)
 // copyTables collects index rows in PostgreSQL's binary COPY format, one stream per table, encoded here
 // straight from the rows: pgx's CopyFrom looked up an encode plan for every value, and Encode's []any
 // rows boxed every string; both were a fifth of an import's CPU on the goroutine that stores.
-type copyTables [core.NumTables][]byte
+type copyTables struct {
+	streams [core.NumTables][]byte
+	keys    paramKeys
+}
+
+// paramKeys remembers core.ParamKey per (type, param): a batch has a few dozen pairs and a million rows.
+type paramKeys map[[2]string]int32
+
+func (k *paramKeys) key(typ, param string) int32 {
+	if *k == nil {
+		*k = paramKeys{}
+	}
+	v, ok := (*k)[[2]string{typ, param}]
+	if !ok {
+		v = core.ParamKey(typ, param)
+		(*k)[[2]string{typ, param}] = v
+	}
+	return v
+}
+
+// pgColumns returns the columns of the index table tab as this engine writes them: core.Tables' plus
+// the string table's param_key (core.ParamKey), which only the PostgreSQL schema has.
+func pgColumns(tab int) []string {
+	cols := core.Tables()[tab].Columns
+	if tab == core.TabString {
+		cols = append(cols[:len(cols):len(cols)], "param_key")
+	}
+	return cols
+}
 
 // copyColumns is the number of columns of each table.
 var copyColumns = func() (n [core.NumTables]uint16) {
-	for i, t := range core.Tables() {
-		n[i] = uint16(len(t.Columns))
+	for i := range core.NumTables {
+		n[i] = uint16(len(pgColumns(i)))
 	}
 	return n
 }()
@@ -280,7 +308,7 @@ const copyHeader = "PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 
 // add appends row, a row of r in table tab (core.EachRow), with the columns of core.Values.
 func (c *copyTables) add(r index.Resource, tab int, row *index.Row) {
-	b := c[tab]
+	b := c.streams[tab]
 	if len(b) == 0 {
 		b = append(b, copyHeader...)
 	}
@@ -304,6 +332,8 @@ func (c *copyTables) add(r index.Resource, tab int, row *index.Row) {
 	case core.TabString:
 		str(row.Param)
 		str(row.Value)
+		b = binary.BigEndian.AppendUint32(b, 4)
+		b = binary.BigEndian.AppendUint32(b, uint32(c.keys.key(r.Type, row.Param)))
 	case core.TabReference:
 		str(row.Param)
 		str(row.RefType)
@@ -323,19 +353,20 @@ func (c *copyTables) add(r index.Resource, tab int, row *index.Row) {
 	case core.TabText:
 		str(row.Value)
 	}
-	c[tab] = b
+	c.streams[tab] = b
 }
 
 // copy sends every table's stream with one COPY each.
 func (c *copyTables) copy(ctx context.Context, tx pgx.Tx) error {
 	for tab, t := range core.Tables() {
-		b := c[tab]
+		b := c.streams[tab]
 		if len(b) == 0 {
 			continue
 		}
 		b = binary.BigEndian.AppendUint16(b, 0xffff) // end of data
-		cols := make([]string, len(t.Columns))
-		for i, col := range t.Columns {
+		columns := pgColumns(tab)
+		cols := make([]string, len(columns))
+		for i, col := range columns {
 			cols[i] = pgx.Identifier{col}.Sanitize()
 		}
 		sql := "COPY " + pgx.Identifier{t.Name}.Sanitize() + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)"
@@ -356,10 +387,13 @@ func insertRows(ctx context.Context, tx pgx.Tx, tabs *[core.NumTables][][]any) e
 			continue
 		}
 		bld := &core.Builder{D: core.Postgres}
-		bld.W("INSERT INTO ", t.Name, " (", strings.Join(t.Columns, ", "), ") VALUES ")
+		bld.W("INSERT INTO ", t.Name, " (", strings.Join(pgColumns(i), ", "), ") VALUES ")
 		for j, row := range rows {
 			if j > 0 {
 				bld.W(", ")
+			}
+			if i == core.TabString {
+				row = append(row[:len(row):len(row)], core.ParamKey(row[0].(string), row[2].(string)))
 			}
 			bld.W("(")
 			for k, v := range row {

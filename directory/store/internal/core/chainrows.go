@@ -2,6 +2,7 @@ package core
 
 import (
 	"sort"
+	"strconv"
 
 	"github.com/timstack/timstack/directory/index"
 )
@@ -313,9 +314,18 @@ func (cr ChainRows) statements(d Dialect, ids []string) []*Builder {
 	where(insTok)
 
 	insStr := &Builder{D: d}
-	insStr.W("INSERT INTO idx_string (type, id, param, value) SELECT DISTINCT r.type, r.id, CAST(")
-	insStr.Arg(cr.prefix())
-	insStr.W(" AS TEXT) || s.param, s.value")
+	if d == Postgres {
+		// PostgreSQL's string rows carry the key of their (param, type) (ParamKey). The $n of the prefix
+		// is used twice.
+		insStr.W("INSERT INTO idx_string (type, id, param, value, param_key) SELECT DISTINCT r.type, r.id, CAST(")
+		insStr.Arg(cr.prefix())
+		param := "CAST($" + strconv.Itoa(len(insStr.Args)) + " AS TEXT) || s.param"
+		insStr.W(" AS TEXT) || s.param, s.value, ", ParamKeySQL("r.type", param))
+	} else {
+		insStr.W("INSERT INTO idx_string (type, id, param, value) SELECT DISTINCT r.type, r.id, CAST(")
+		insStr.Arg(cr.prefix())
+		insStr.W(" AS TEXT) || s.param, s.value")
+	}
 	from(insStr)
 	insStr.W(" JOIN idx_string s ON s.type = r.ref_type AND s.id = r.ref_id AND ")
 	insStr.In("s.param", cr.Strings)

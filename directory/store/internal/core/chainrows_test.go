@@ -37,10 +37,18 @@ func TestChainRowsAreUsed(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				// PostgreSQL asks for the string rows of a parameter by its param_key
+				keys := map[int32]string{}
+				for _, p := range []string{"practitioner.name", "practitioner.family", "practitioner.given"} {
+					keys[ParamKey(index.PractitionerRole, p)] = p
+				}
 				var params []string
 				for _, a := range args {
 					if s, ok := a.(string); ok && strings.HasPrefix(s, "practitioner.") {
 						params = append(params, s)
+					}
+					if k, ok := a.(int32); ok && keys[k] != "" {
+						params = append(params, keys[k])
 					}
 				}
 				if c.wantParam == "" && len(params) > 0 || c.wantParam != "" && !slices.Contains(params, c.wantParam) {

@@ -227,7 +227,8 @@ func (b *Builder) Where(typ, col string, c index.Cond) error {
 		}
 		b.W(")")
 	case index.String:
-		b.sub(col, "idx_string", typ, c.Param)
+		b.W(col, " IN (SELECT id FROM idx_string WHERE ")
+		b.stringParam(typ, c.Param)
 		if err := b.stringMatch(c); err != nil {
 			return err
 		}
@@ -442,6 +443,20 @@ func (b *Builder) sub(col, table, typ, param string) {
 	b.Arg(param)
 }
 
+// stringParam writes the test for the string rows of param of typ: on PostgreSQL the key its string
+// index leads with (ParamKey), elsewhere the two columns.
+func (b *Builder) stringParam(typ, param string) {
+	if b.D == Postgres {
+		b.W("param_key = ")
+		b.Arg(ParamKey(typ, param))
+		return
+	}
+	b.W("type = ")
+	b.Arg(typ)
+	b.W(" AND param = ")
+	b.Arg(param)
+}
+
 // prefix writes " AND col >= p AND col < succ(p)": a range both engines answer from a B-tree index (the
 // PostgreSQL columns use the "C" collation, SQLite compares bytes), with no LIKE wildcards to escape.
 func (b *Builder) prefix(col, p string) {
@@ -639,10 +654,8 @@ func searchSQL(b *Builder, q index.Query) (page, count, pageWithTotal string, ar
 				return "", "", "", nil, err
 			}
 		case index.String:
-			b.W("SELECT DISTINCT id FROM idx_string WHERE type = ")
-			b.Arg(q.Type)
-			b.W(" AND param = ")
-			b.Arg(c.Param)
+			b.W("SELECT DISTINCT id FROM idx_string WHERE ")
+			b.stringParam(q.Type, c.Param)
 			if err := b.stringMatch(c); err != nil {
 				return "", "", "", nil, err
 			}
