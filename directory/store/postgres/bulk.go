@@ -55,7 +55,8 @@ func bulkKeep(name string) bool {
 // BeginBulkLoad prepares an empty store for a large initial import: it drops the value indexes of the
 // index tables, so the import's COPYs append rows without maintaining them (about 2.5x the rate on the
 // tenth data set), and records their definitions. EndBulkLoad recreates them. Until then every search
-// stays correct but reads whole tables, so a directory must not serve from a store in a bulk load. A store
+// stays correct but reads whole tables, so a directory must not serve from a store in a bulk load, and
+// one process writes to it (the writes' chain rows come from what that process wrote before). A store
 // that already holds resources is refused with ErrNotEmpty, unless it is in an unfinished bulk load, which
 // is then continued (an interrupted import resumes with --skip).
 func (s *Store) BeginBulkLoad(ctx context.Context) error {
@@ -254,6 +255,7 @@ func (s *Store) inBulk(ctx context.Context, db interface {
 	}
 	if !marked {
 		s.bulk.Store(false)
+		s.targets.clear()
 	}
 	return marked, nil
 }
@@ -388,11 +390,13 @@ func (s *Store) EndBulkLoadTimed(ctx context.Context, report func(phase string, 
 		return wrap(err)
 	}
 	s.bulk.Store(false)
+	s.targets.clear()
 	return nil
 }
 
 // putBulk is Put in a bulk load: the resources with the chain rows of their roots computed here from the
-// targets in rs or stored (core.WithChainRows), instead of the joins refreshChainRows runs per write
+// targets in rs, remembered from this process's earlier writes (chainTargetMemory) or stored
+// (core.WithChainRows), instead of the joins refreshChainRows runs per write
 // (without statistics on the growing tables those read whole tables) or EndBulkLoad runs over
 // everything (50 s of a full-scale load). What this cannot see is marked for EndBulkLoad
 // (bulkChainStaleKey): a root's target not stored yet, and targets written while roots linking to them
@@ -400,7 +404,18 @@ func (s *Store) EndBulkLoadTimed(ctx context.Context, report func(phase string, 
 // root's write either sees the committed target or marks it unseen.
 func (s *Store) putBulk(ctx context.Context, tx pgx.Tx, rs []index.Resource, rounds [][]int, now time.Time, out []index.Resource) error {
 	withChains, stale, err := core.WithChainRows(rs, func(target string, ids, params []string) (map[string]core.ChainTarget, error) {
-		return chainTargets(ctx, tx, target, ids, params)
+		found, missing := s.targets.lookup(target, ids, params)
+		if len(missing) == 0 {
+			return found, nil
+		}
+		stored, err := chainTargets(ctx, tx, target, missing, params)
+		if err != nil {
+			return nil, err
+		}
+		for id, t := range stored {
+			found[id] = t
+		}
+		return found, nil
 	})
 	if err != nil {
 		return fmt.Errorf("chain rows: %w", err)

@@ -272,6 +272,22 @@ func TestBulkLoadChainRows(t *testing.T) {
 		}
 	}
 	all := append(append(append([]index.Resource(nil), targets...), roots...), dangling...)
+	// the first ten targets again, renamed and with active flipped
+	var changed []index.Resource
+	for _, r := range targets[:10] {
+		c := r
+		c.Rows = nil
+		for _, row := range r.Rows {
+			switch {
+			case row.Type == index.TypeString:
+				row.Value = "renamed" + row.Value
+			case row.Param == "active":
+				row.Code = map[string]string{"true": "false", "false": "true"}[row.Code]
+			}
+			c.Rows = append(c.Rows, row)
+		}
+		changed = append(changed, c)
+	}
 	for _, c := range []struct {
 		name  string
 		write func(context.Context, *postgres.Store) error
@@ -279,6 +295,7 @@ func TestBulkLoadChainRows(t *testing.T) {
 	}{
 		{"targets before their roots: the load's writes keep the chain rows", put(targets, roots), false},
 		{"targets and roots in one write", put(append(append([]index.Resource(nil), roots...), targets...)), false},
+		{"targets changed before their roots are written are recomputed at the end", put(targets, changed, roots), true},
 		{"roots before their targets are recomputed at the end", put(roots, targets), true},
 		{"a root linking to a target never stored is recomputed at the end", put(all), true},
 		{"targets written again after their roots are recomputed at the end", put(targets, roots, targets[:10]), true},
@@ -325,6 +342,26 @@ func TestBulkLoadChainRows(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a load resumed by another process reads the targets written before from the database", func(t *testing.T) {
+		plainDSN, bulkDSN := pg.DSN(t), pg.DSN(t)
+		if err := put(targets, roots)(ctx, openPG(t, plainDSN)); err != nil {
+			t.Fatal(err)
+		}
+		first := openPG(t, bulkDSN)
+		if err := first.BeginBulkLoad(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := put(targets)(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		resumed := openPG(t, bulkDSN) // remembers nothing of first's writes
+		if err := put(roots)(ctx, resumed); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(chainRows(t, plainDSN), chainRows(t, bulkDSN)); diff != "" {
+			t.Errorf("chain rows written during the load (-plain +bulk):\n%s", diff)
+		}
+	})
 	t.Run("a store opened during another's bulk load keeps chain rows once it has ended", func(t *testing.T) {
 		dsn := pg.DSN(t)
 		loader := openPG(t, dsn)

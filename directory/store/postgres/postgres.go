@@ -38,6 +38,8 @@ type Store struct {
 	// without statistics, the planner joined whole tables: 1.2k instead of 3k resources/s at a tenth of
 	// full scale), and searches do not use them.
 	bulk atomic.Bool
+	// targets remembers the chain targets this process wrote in a bulk load (putBulk).
+	targets chainTargetMemory
 }
 
 // Open connects to the database named by dsn (a postgres:// URL or key=value string; search_path and other
@@ -163,9 +165,9 @@ func (s *Store) Put(ctx context.Context, rs ...index.Resource) ([]index.Resource
 	for ref := range occ {
 		written = append(written, ref)
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		bulk, err := s.inBulk(ctx, tx)
-		if err != nil {
+	var bulk bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
+		if bulk, err = s.inBulk(ctx, tx); err != nil {
 			return err
 		}
 		if bulk {
@@ -183,6 +185,9 @@ func (s *Store) Put(ctx context.Context, rs ...index.Resource) ([]index.Resource
 	})
 	if err != nil {
 		return nil, wrap(err)
+	}
+	if bulk {
+		s.targets.remember(rs) // committed: what a query would now see
 	}
 	return out, nil
 }
@@ -500,6 +505,7 @@ func (s *Store) Delete(ctx context.Context, typ, id string) error {
 			return wrap(err)
 		}
 		if bulk {
+			s.targets.forget(typ, id)
 			// The roots of a deleted target keep its chain rows until EndBulkLoad recomputes them.
 			if isChainTarget(typ) {
 				return wrap(markChainRowsStale(ctx, tx))
