@@ -10,7 +10,6 @@ package search
 import (
 	"net/url"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -141,28 +140,6 @@ func ParseQuery(resourceType, rawQuery string, opts Options) (*Request, error) {
 		pairs = append(pairs, pair{key, val})
 		if len(pairs) > maxParams {
 			return nil, tooCostly("", "too many parameters")
-		}
-	}
-	return parse(resourceType, pairs, opts)
-}
-
-// Parse compiles already decoded parameters. url.Values has no order, so parameters are taken in sorted
-// key order (values in their given order); prefer ParseQuery when the raw string is at hand.
-func Parse(resourceType string, query url.Values, opts Options) (*Request, error) {
-	keys := make([]string, 0, len(query))
-	n := 0
-	for k, vs := range query {
-		keys = append(keys, k)
-		n += len(vs)
-	}
-	if n > maxParams {
-		return nil, tooCostly("", "too many parameters")
-	}
-	sort.Strings(keys)
-	pairs := make([]pair, 0, n)
-	for _, k := range keys {
-		for _, v := range query[k] {
-			pairs = append(pairs, pair{k, v})
 		}
 	}
 	return parse(resourceType, pairs, opts)

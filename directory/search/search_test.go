@@ -424,22 +424,6 @@ func TestParseRefusals(t *testing.T) {
 	}
 }
 
-func TestParseValuesMatchesParseQuery(t *testing.T) {
-	t.Parallel()
-	q := url.Values{"practitioner.name": {"Timjamin"}, "_count": {"10"}, "_include": {"PractitionerRole:practitioner"}}
-	got, err := Parse(index.PractitionerRole, q, Options{Mandatory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := ParseQuery(index.PractitionerRole, "_count=10&_include=PractitionerRole:practitioner&practitioner.name=Timjamin", Options{Mandatory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("Parse vs ParseQuery (-want +got):\n%s", diff)
-	}
-}
-
 func TestNormalize(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
