@@ -101,6 +101,11 @@ func runDirectoryBench(args []string, stdout, stderr io.Writer) error {
 			return "/search/PractitionerRole?_text=" + url.QueryEscape(pool.families[r.IntN(len(pool.families))]+" "+pool.cities[r.IntN(len(pool.cities))]) +
 				"&_include=PractitionerRole:practitioner&_include=PractitionerRole:location&_count=20"
 		}},
+		{"location.near 10 km + 2 _include (_count=20)", searchTok, func(r *rand.Rand) string {
+			p := pool.positions[r.IntN(len(pool.positions))]
+			return "/search/HealthcareService?location.near=" + url.QueryEscape(fmt.Sprintf("%.4f|%.4f|10|km", p[0], p[1])) +
+				"&_include=HealthcareService:organization&_include=HealthcareService:location&_count=20"
+		}},
 		{"_summary=count of active roles", searchTok, func(*rand.Rand) string {
 			return "/search/PractitionerRole?_summary=count"
 		}},
@@ -146,6 +151,7 @@ func benchSigners(dir string) ([]directory.ListSigner, error) {
 // benchData holds values drawn from the imported data, so queries hit real rows.
 type benchData struct {
 	practitionerIDs, telematikIDs, families, cities []string
+	positions                                       [][2]float64 // latitude, longitude
 }
 
 // benchPool samples up to 2,000 active practitioners (ids, Telematik-IDs, family names) and cities of
@@ -203,15 +209,25 @@ func benchPool(ctx context.Context, st store.Store) (*benchData, error) {
 	seenCity := map[string]bool{}
 	for _, l := range ls {
 		var loc struct {
-			Address struct{ City string } `json:"address"`
+			Address  struct{ City string } `json:"address"`
+			Position *struct {
+				Latitude  float64 `json:"latitude"`
+				Longitude float64 `json:"longitude"`
+			} `json:"position"`
 		}
-		if json.Unmarshal(l.JSON, &loc) == nil && loc.Address.City != "" && !seenCity[loc.Address.City] {
+		if json.Unmarshal(l.JSON, &loc) != nil {
+			continue
+		}
+		if loc.Address.City != "" && !seenCity[loc.Address.City] {
 			seenCity[loc.Address.City] = true
 			d.cities = append(d.cities, loc.Address.City)
 		}
+		if loc.Position != nil {
+			d.positions = append(d.positions, [2]float64{loc.Position.Latitude, loc.Position.Longitude})
+		}
 	}
-	if len(d.telematikIDs) == 0 || len(d.families) == 0 || len(d.cities) == 0 {
-		return nil, fmt.Errorf("sampled data lacks Telematik-IDs, names or cities")
+	if len(d.telematikIDs) == 0 || len(d.families) == 0 || len(d.cities) == 0 || len(d.positions) == 0 {
+		return nil, fmt.Errorf("sampled data lacks Telematik-IDs, names, cities or positions")
 	}
 	return d, nil
 }
