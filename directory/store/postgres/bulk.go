@@ -121,54 +121,14 @@ ORDER BY 1`)
 		// it back on. Not for the tables the writer reads during the load (resources by id, the reference
 		// rows of new targets): without statistics the planner took 1,000 ids for a large part of the
 		// table and read all 700k Locations per batch instead of probing the primary key.
-		rows, err = tx.Query(ctx, `SELECT relname FROM pg_class
-WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' AND relname LIKE 'idx\_%' AND relname <> 'idx_reference'
-  AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(reloptions, '{}')) o WHERE o LIKE 'autovacuum\_enabled=%')
-ORDER BY 1`)
-		if err != nil {
-			return err
-		}
-		tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		for _, t := range tables {
-			if _, err := tx.Exec(ctx, `ALTER TABLE `+pgx.Identifier{t}.Sanitize()+` SET (autovacuum_enabled = false)`); err != nil {
-				return err
-			}
-		}
-		list, err := json.Marshal(tables)
-		if err != nil {
-			return err
-		}
-		if _, err = tx.Exec(ctx, `INSERT INTO kv (key, value) VALUES ($1, $2)`, bulkAutovacuumKey, list); err != nil {
+		if err := suspendTableOption(ctx, tx, `relname LIKE 'idx\_%' AND relname <> 'idx_reference'`, "autovacuum_enabled", "false", bulkAutovacuumKey); err != nil {
 			return err
 		}
 		// The tables the writer reads keep autovacuum for its statistics, but not for the vacuums that
 		// every fifth more inserted rows trigger: each read the growing table again (four times the
 		// resources table in a full-scale load, while both cores were busy with it). EndBulkLoad resets
 		// them; the first vacuum after the load sets the visibility map once.
-		rows, err = tx.Query(ctx, `SELECT relname FROM pg_class
-WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' AND relname IN ('resources', 'idx_reference')
-  AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(reloptions, '{}')) o WHERE o LIKE 'autovacuum\_vacuum\_insert\_threshold=%')
-ORDER BY 1`)
-		if err != nil {
-			return err
-		}
-		readTables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		for _, t := range readTables {
-			if _, err := tx.Exec(ctx, `ALTER TABLE `+pgx.Identifier{t}.Sanitize()+` SET (autovacuum_vacuum_insert_threshold = -1)`); err != nil {
-				return err
-			}
-		}
-		if list, err = json.Marshal(readTables); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO kv (key, value) VALUES ($1, $2)`, bulkInsertVacuumKey, list)
-		return err
+		return suspendTableOption(ctx, tx, `relname IN ('resources', 'idx_reference')`, "autovacuum_vacuum_insert_threshold", "-1", bulkInsertVacuumKey)
 	})
 	if err != nil {
 		return wrap(err)
@@ -351,46 +311,71 @@ func (s *Store) EndBulkLoadTimed(ctx context.Context, report func(phase string, 
 	}
 	done("analyze")
 	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		var tables []string
-		var list []byte
-		err := tx.QueryRow(ctx, `SELECT value FROM kv WHERE key = $1`, bulkAutovacuumKey).Scan(&list)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows): // a load begun before autovacuum was turned off
-		case err != nil:
+		// A load begun by an older version may lack either list: nothing to reset then.
+		if err := restoreTableOption(ctx, tx, bulkAutovacuumKey, "autovacuum_enabled"); err != nil {
 			return err
-		default:
-			if err := json.Unmarshal(list, &tables); err != nil {
-				return fmt.Errorf("bulk load: autovacuum mark: %w", err)
-			}
 		}
-		for _, t := range tables {
-			if _, err := tx.Exec(ctx, `ALTER TABLE `+pgx.Identifier{t}.Sanitize()+` RESET (autovacuum_enabled)`); err != nil {
-				return err
-			}
-		}
-		var readTables []string
-		err = tx.QueryRow(ctx, `SELECT value FROM kv WHERE key = $1`, bulkInsertVacuumKey).Scan(&list)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows): // a load begun before insert vacuums were turned off
-		case err != nil:
+		if err := restoreTableOption(ctx, tx, bulkInsertVacuumKey, "autovacuum_vacuum_insert_threshold"); err != nil {
 			return err
-		default:
-			if err := json.Unmarshal(list, &readTables); err != nil {
-				return fmt.Errorf("bulk load: insert vacuum mark: %w", err)
-			}
 		}
-		for _, t := range readTables {
-			if _, err := tx.Exec(ctx, `ALTER TABLE `+pgx.Identifier{t}.Sanitize()+` RESET (autovacuum_vacuum_insert_threshold)`); err != nil {
-				return err
-			}
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM kv WHERE key = ANY($1)`, []string{bulkLoadKey, bulkAutovacuumKey, bulkInsertVacuumKey, bulkChainRowsKey, bulkChainStaleKey})
+		_, err := tx.Exec(ctx, `DELETE FROM kv WHERE key = ANY($1)`, []string{bulkLoadKey, bulkAutovacuumKey, bulkInsertVacuumKey, bulkChainRowsKey, bulkChainStaleKey})
 		return err
 	}); err != nil {
 		return wrap(err)
 	}
 	s.bulk.Store(false)
 	s.targets.clear()
+	return nil
+}
+
+// suspendTableOption sets the storage parameter option to value on the tables of the schema that match
+// where (a condition on pg_class) and have no setting of their own for it (an operator's is kept), and
+// records them under key for restoreTableOption.
+func suspendTableOption(ctx context.Context, tx pgx.Tx, where, option, value, key string) error {
+	rows, err := tx.Query(ctx, `SELECT relname FROM pg_class
+WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' AND `+where+`
+  AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(reloptions, '{}')) o WHERE o LIKE $1)
+ORDER BY 1`, strings.ReplaceAll(option, "_", `\_`)+"=%")
+	if err != nil {
+		return err
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		if _, err := tx.Exec(ctx, `ALTER TABLE `+pgx.Identifier{t}.Sanitize()+` SET (`+option+` = `+value+`)`); err != nil {
+			return err
+		}
+	}
+	list, err := json.Marshal(tables)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO kv (key, value) VALUES ($1, $2)`, key, list)
+	return err
+}
+
+// restoreTableOption resets option on the tables suspendTableOption recorded under key (none when the
+// key is absent).
+func restoreTableOption(ctx context.Context, tx pgx.Tx, key, option string) error {
+	var list []byte
+	err := tx.QueryRow(ctx, `SELECT value FROM kv WHERE key = $1`, key).Scan(&list)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var tables []string
+	if err := json.Unmarshal(list, &tables); err != nil {
+		return fmt.Errorf("bulk load: %s mark: %w", option, err)
+	}
+	for _, t := range tables {
+		if _, err := tx.Exec(ctx, `ALTER TABLE `+pgx.Identifier{t}.Sanitize()+` RESET (`+option+`)`); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -517,11 +502,4 @@ func markChainRowsStale(ctx context.Context, tx pgx.Tx) error {
 }
 
 // isChainTarget reports whether typ is the target of a chain with chain rows.
-func isChainTarget(typ string) bool {
-	for _, cr := range core.AllChainRows() {
-		if cr.Target == typ {
-			return true
-		}
-	}
-	return false
-}
+func isChainTarget(typ string) bool { return chainStringParams(typ) != nil }

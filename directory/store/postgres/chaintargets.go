@@ -51,8 +51,13 @@ func (c *chainTargetMemory) hash(k string) uint64 {
 func (c *chainTargetMemory) remember(rs []index.Resource) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	paramsOf := map[string][]string{} // per type; nil: no chain target
 	for _, r := range rs {
-		params := chainStringParams(r.Type)
+		params, ok := paramsOf[r.Type]
+		if !ok {
+			params = chainStringParams(r.Type)
+			paramsOf[r.Type] = params
+		}
 		if params == nil {
 			continue
 		}
@@ -65,22 +70,17 @@ func (c *chainTargetMemory) remember(rs []index.Resource) {
 		if len(c.recs) >= maxRememberedBytes {
 			continue
 		}
+		t := core.ChainTargetOf(r.Rows, params)
 		off := uint32(len(c.recs))
 		c.recs = appendField(c.recs, k)
 		active := ""
-		var pairs []string
-		core.EachRow(r, func(tab int, row *index.Row) {
-			switch {
-			case tab == core.TabToken && row.Param == "active" && row.Code == "true":
-				active = "1"
-			case tab == core.TabString && slices.Contains(params, row.Param):
-				pairs = append(pairs, row.Param, row.Value)
-			}
-		})
+		if t.Active {
+			active = "1"
+		}
 		c.recs = appendField(c.recs, active)
-		c.recs = binary.AppendUvarint(c.recs, uint64(len(pairs)))
-		for _, p := range pairs {
-			c.recs = appendField(c.recs, p)
+		c.recs = binary.AppendUvarint(c.recs, uint64(2*len(t.Strings)))
+		for _, row := range t.Strings {
+			c.recs = appendField(appendField(c.recs, row.Param), row.Value)
 		}
 		c.at[h] = off // a later version replaces an earlier one
 	}

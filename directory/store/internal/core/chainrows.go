@@ -1,6 +1,7 @@
 package core
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 
@@ -313,18 +314,18 @@ func (cr ChainRows) statements(d Dialect, ids []string) []*Builder {
 	from(insTok)
 	where(insTok)
 
+	// PostgreSQL's string rows also carry the key of their (param, type) (ParamKey), computed from the
+	// same prefix argument.
 	insStr := &Builder{D: d}
+	keyCol := ""
 	if d == Postgres {
-		// PostgreSQL's string rows carry the key of their (param, type) (ParamKey). The $n of the prefix
-		// is used twice.
-		insStr.W("INSERT INTO idx_string (type, id, param, value, param_key) SELECT DISTINCT r.type, r.id, CAST(")
-		insStr.Arg(cr.prefix())
-		param := "CAST($" + strconv.Itoa(len(insStr.Args)) + " AS TEXT) || s.param"
-		insStr.W(" AS TEXT) || s.param, s.value, ", ParamKeySQL("r.type", param))
-	} else {
-		insStr.W("INSERT INTO idx_string (type, id, param, value) SELECT DISTINCT r.type, r.id, CAST(")
-		insStr.Arg(cr.prefix())
-		insStr.W(" AS TEXT) || s.param, s.value")
+		keyCol = ", param_key"
+	}
+	insStr.W("INSERT INTO idx_string (type, id, param, value", keyCol, ") SELECT DISTINCT r.type, r.id, CAST(")
+	insStr.Arg(cr.prefix())
+	insStr.W(" AS TEXT) || s.param, s.value")
+	if d == Postgres {
+		insStr.W(", ", ParamKeySQL("r.type", "CAST($"+strconv.Itoa(len(insStr.Args))+" AS TEXT) || s.param"))
 	}
 	from(insStr)
 	insStr.W(" JOIN idx_string s ON s.type = r.ref_type AND s.id = r.ref_id AND ")
@@ -369,16 +370,8 @@ func WithChainRows(rs []index.Resource, lookup ChainLookup) (out []index.Resourc
 			if r.Type != cr.Target {
 				continue
 			}
-			t := &ChainTarget{}
-			for _, row := range r.Rows {
-				switch {
-				case row.Type == index.TypeToken && row.Param == "active" && row.Code == "true":
-					t.Active = true
-				case row.Type == index.TypeString && contains(cr.Strings, row.Param):
-					t.Strings = append(t.Strings, row)
-				}
-			}
-			known[r.ID] = t // the last occurrence wins, as it does in the store
+			t := ChainTargetOf(r.Rows, cr.Strings)
+			known[r.ID] = &t // the last occurrence wins, as it does in the store
 		}
 		var need []string
 		asked := map[string]bool{}
@@ -444,11 +437,17 @@ func WithChainRows(rs []index.Resource, lookup ChainLookup) (out []index.Resourc
 	return out, unseen, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// ChainTargetOf returns what the chain rows take from a target with the index rows rows: active=true in
+// any system, and its string rows of the parameters params.
+func ChainTargetOf(rows []index.Row, params []string) ChainTarget {
+	var t ChainTarget
+	for _, row := range rows {
+		switch {
+		case row.Type == index.TypeToken && row.Param == "active" && row.Code == "true":
+			t.Active = true
+		case row.Type == index.TypeString && slices.Contains(params, row.Param):
+			t.Strings = append(t.Strings, row)
 		}
 	}
-	return false
+	return t
 }
